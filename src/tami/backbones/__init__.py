@@ -1,0 +1,33 @@
+"""Image backbones with official-compatible weights, split for temporal adaptation.
+
+Use :func:`create` to build one by name or preset, :func:`load` to build one from a weights file.
+"""
+
+from .base import Backbone, Encoded, count_parameters, crop_to, freeze, pad_to_multiple
+from .registry import BACKBONES, PRESETS, Preset, create, default_config, names, preset_names, register_preset
+
+# Backbone modules register themselves on import; the list is explicit on purpose.
+# from . import retinexformer  (each backbone module adds its import here)
+
+from .checkpoints import load, load_state_dict, read_checkpoint, save  # noqa: E402
+
+__all__ = [
+    "BACKBONES",
+    "PRESETS",
+    "Backbone",
+    "Encoded",
+    "Preset",
+    "count_parameters",
+    "create",
+    "crop_to",
+    "default_config",
+    "freeze",
+    "load",
+    "load_state_dict",
+    "names",
+    "pad_to_multiple",
+    "preset_names",
+    "read_checkpoint",
+    "register_preset",
+    "save",
+]

@@ -1,0 +1,201 @@
+"""Reading official checkpoints and writing tami's own backbone files.
+
+Official ``.pth``/``.pt`` files are read only through ``torch.load(weights_only=True)`` (nothing in the file is
+executed), ``.safetensors`` through safetensors. Wrappers (``params_ema``, ``params``, ``state_dict``, ``model``)
+are unwrapped and ``module.`` prefixes stripped in one place; the architecture is recognised by its key set, the
+configuration by matching tensor shapes against the registered presets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from ..atomic import atomic_path
+from ..errors import CheckpointError
+from .base import Backbone
+from .registry import BACKBONES, PRESETS, create
+
+FORMAT = "tami.backbone"
+_WRAPPERS = ("params_ema", "params", "state_dict", "model", "net", "network")
+
+
+def canonicalize(obj: Any) -> dict[str, Tensor]:
+    """Unwrap common checkpoint containers and strip ``module.`` prefixes; return a flat state_dict."""
+    while isinstance(obj, Mapping) and not _is_state_dict(obj):
+        inner = next((obj[k] for k in _WRAPPERS if k in obj and isinstance(obj[k], Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not _is_state_dict(obj):
+        raise CheckpointError(
+            "checkpoint holds no state_dict (expected a mapping of tensors, possibly under "
+            f"{', '.join(_WRAPPERS)})"
+        )
+    out: dict[str, Tensor] = {}
+    for key, value in obj.items():
+        while key.startswith("module."):
+            key = key[len("module.") :]
+        out[key] = value
+    return out
+
+
+def _is_state_dict(obj: Mapping) -> bool:
+    return len(obj) > 0 and all(isinstance(v, Tensor) for v in obj.values())
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Read ``path`` (``.safetensors`` or a torch pickle) safely.
+
+    Returns:
+        The canonical state_dict and the safetensors metadata (empty for pickles).
+
+    Raises:
+        CheckpointError: missing/unreadable file, or a pickle that would need to execute code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:  # safetensors raises several types for corrupt headers
+            raise CheckpointError(f"cannot read {path} as safetensors: {exc}") from None
+        return canonicalize(tensors), metadata
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"refusing to load {path}: it needs to run code to unpickle ({first}); "
+            "only plain tensor checkpoints are read — convert it with `tami convert` on a trusted machine"
+        ) from None
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {path} as a torch checkpoint: {exc}") from None
+    return canonicalize(obj), {}
+
+
+def detect_arch(keys: set[str] | Mapping[str, Any]) -> str | None:
+    """Name of the registered backbone whose ``detect_keys`` are all in ``keys``, if any."""
+    keys = set(keys)
+    for arch in BACKBONES.names():
+        required = BACKBONES.get(arch).detect_keys
+        if required and set(required) <= keys:
+            return arch
+    return None
+
+
+def load_state_dict(model: Backbone, state_dict: Mapping[str, Tensor]) -> Backbone:
+    """Strictly load ``state_dict`` into ``model``, casting to the model's dtype.
+
+    Raises:
+        CheckpointError: naming missing, unexpected and mis-shaped keys, or the backbone the keys belong to.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    misshaped = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and state_dict[k].shape != own[k].shape
+    ]
+    if missing or unexpected or misshaped:
+        other = detect_arch(state_dict)
+        if other is not None and other != model.arch:
+            raise CheckpointError(
+                f"these weights belong to a {BACKBONES.get(other).__name__} backbone ({other!r}), "
+                f"not {model.arch!r}; load them with backbone {other!r}"
+            )
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+            if items:
+                shown = ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
+                parts.append(f"{label}: {shown}")
+        raise CheckpointError(
+            f"weights do not fit {model.arch} with {_short_config(model)} — " + "; ".join(parts)
+            + ". Check the preset/configuration the weights were trained with"
+        )
+    model.load_state_dict(dict(state_dict), strict=True)
+    return model
+
+
+def _short_config(model: Backbone) -> str:
+    cfg = getattr(model, "config", {}) or {}
+    return ", ".join(f"{k}={v}" for k, v in cfg.items()) or "its default configuration"
+
+
+def save(model: Backbone, path: str | os.PathLike[str], extra_metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``model`` as tami's backbone safetensors file (weights + arch + configuration), atomically."""
+    metadata = {"format": FORMAT, "arch": model.arch, "config": json.dumps(model.config)}
+    metadata.update(extra_metadata or {})
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def _matches(state_dict: Mapping[str, Tensor], name: str, config: dict[str, Any]) -> bool:
+    with torch.device("meta"):
+        model = create(name, **config)
+    own = model.state_dict()
+    return own.keys() == state_dict.keys() and all(own[k].shape == state_dict[k].shape for k in own)
+
+
+def infer_config(state_dict: Mapping[str, Tensor], arch: str) -> dict[str, Any]:
+    """Constructor arguments of ``arch`` whose tensor shapes equal ``state_dict``'s (tries every preset)."""
+    candidates = [PRESETS.get(p) for p in PRESETS.names(f"{arch}.*")]
+    for preset in [None, *candidates]:
+        config = {} if preset is None else preset.kwargs
+        if _matches(state_dict, arch, config):
+            return dict(config)
+    raise CheckpointError(
+        f"the weights are a {arch} checkpoint but match none of its presets "
+        f"({', '.join(PRESETS.names(f'{arch}.*')) or 'none'}); pass its configuration explicitly, e.g. "
+        f"tami.backbones.load(path, {arch!r}, <official constructor arguments>)"
+    )
+
+
+def load(path: str | os.PathLike[str], name: str | None = None, **overrides: Any) -> Backbone:
+    """Build a backbone from a weights file and load them strictly.
+
+    tami's own files carry their arch and configuration. For official files the arch is recognised by its keys
+    (or given as ``name``: an arch or preset), and the configuration found by matching shapes against the presets
+    unless given as ``overrides``.
+
+    Raises:
+        CheckpointError: unreadable file, unknown architecture, or weights that do not fit.
+    """
+    state_dict, metadata = read_checkpoint(path)
+    if metadata.get("format") == FORMAT and name is None:
+        model = create(metadata["arch"], **{**json.loads(metadata["config"]), **overrides})
+        return load_state_dict(model, state_dict)
+    if name is None:
+        name = detect_arch(state_dict)
+        if name is None:
+            raise CheckpointError(
+                f"cannot tell which backbone {path} holds (its keys match none of {', '.join(BACKBONES.names())}); "
+                "name it explicitly"
+            )
+    arch = name.partition(".")[0]
+    if arch not in BACKBONES:
+        BACKBONES.get(arch)  # raises KeyError with close matches
+    detected = detect_arch(state_dict)
+    if detected is not None and detected != arch:
+        raise CheckpointError(
+            f"{path} holds a {BACKBONES.get(detected).__name__} backbone ({detected!r}), not {arch!r}; "
+            f"use backbone {detected!r}"
+        )
+    if "." not in name and not overrides:
+        overrides = infer_config(state_dict, arch)
+    return load_state_dict(create(name, **overrides), state_dict)

@@ -1,0 +1,1 @@
+"""The ``tami`` command line: one module per subcommand, assembled in :mod:`tami.cli.main`."""

@@ -1,0 +1,86 @@
+"""Entry point of the ``tami`` command: parses arguments, owns logging, maps errors to exit codes.
+
+Exit codes: 0 success, 1 runtime error (bad input, failed run), 2 usage error. Tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from .. import __version__
+from ..errors import TamiError
+from . import convert, info
+
+# Every subcommand module defines NAME, HELP, add_arguments(parser) and run(args) -> int.
+COMMANDS: tuple[ModuleType, ...] = (info, convert)
+
+logger = logging.getLogger("tami")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tami",
+        description="Low-light video enhancement by temporal adaptation (TAMI).",
+    )
+    parser.add_argument("--version", action="version", version=f"tami {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print errors; no progress bars")
+    parser.add_argument("--debug", action="store_true", help="verbose logs and full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        doc = (module.__doc__ or "").strip()
+        p = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=doc or module.HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def _setup_logging(quiet: bool, debug: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if debug else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if not debug else "%(levelname)s %(name)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tami`` command with ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet, args.debug)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        logger.error("Stopped.")
+        return 1
+    except TamiError as exc:
+        if args.debug:
+            logger.exception("error")
+        logger.error("error: %s", exc)
+        return 1
+    except (KeyError, TypeError) as exc:
+        # Unknown names and options from the registries carry their own hints.
+        if args.debug:
+            logger.exception("error")
+        msg = exc.args[0] if exc.args else str(exc)
+        logger.error("error: %s", msg)
+        return 2
+    except Exception as exc:  # last resort: one line, traceback only on request
+        if args.debug:
+            logger.exception("internal error")
+        logger.error("internal error: %s: %s (run with --debug for the traceback)", type(exc).__name__, exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
