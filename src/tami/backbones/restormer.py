@@ -1,0 +1,361 @@
+"""Restormer, split for temporal adaptation.
+
+Paper: Zamir et al., "Restormer: Efficient Transformer for High-Resolution Image Restoration", CVPR 2022.
+Official code: https://github.com/swz30/Restormer (``basicsr/models/archs/restormer_arch.py``, commit 861974a);
+see that repository for its license. Written from scratch: module and parameter names, layer order and formulas
+follow the official class so its checkpoints load unchanged (``strict=True``); the code is this project's own.
+
+Injection point (TAMI): the output of the latent (bottleneck) transformer blocks, ``(B, 8*dim, H/8, W/8)``. The
+memory key is the *input* of those blocks (``inp_enc_level4``, the output of ``down3_4``), so ``encode`` stops
+before the latent blocks and ``decode`` runs them, applies ``adapt`` and finishes the decoder.
+
+Differences from the official code that do not change the numbers beyond float rounding: the layer norm works on
+the channel axis in place of ``b c h w -> b (h w) c`` rearranges, and the transposed attention divides the
+``(c, c)`` Gram matrix by the outer product of the row norms in place of normalising full-size q and k copies.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import InputError
+from .base import Adapt, Backbone, Encoded
+from .registry import BACKBONES, register_preset
+
+LayerNormType = Literal["WithBias", "BiasFree"]
+
+
+class _NormParams(nn.Module):
+    """Holds the affine parameters of :class:`LayerNorm` under the official ``body.weight``/``body.bias`` keys."""
+
+    def __init__(self, dim: int, with_bias: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if with_bias else None
+
+
+class LayerNorm(nn.Module):
+    """Layer norm over the channel axis of ``(B, C, H, W)`` (biased variance, eps 1e-5).
+
+    ``WithBias``: ``(x - mean) / sqrt(var + eps) * weight + bias``. ``BiasFree``: ``x / sqrt(var + eps) * weight``
+    (the mean is removed inside the variance only, as in the official code).
+    """
+
+    def __init__(self, dim: int, layer_norm_type: str) -> None:
+        super().__init__()
+        self.with_bias = layer_norm_type != "BiasFree"
+        self.body = _NormParams(dim, self.with_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+        inv = torch.rsqrt(var + 1e-5)
+        weight = self.body.weight[:, None, None]
+        if self.with_bias:
+            return torch.addcmul(self.body.bias[:, None, None], (x - mean) * inv, weight)
+        return x * inv * weight
+
+
+class FeedForward(nn.Module):
+    """Gated-Dconv feed-forward network: 1x1 conv to 2h, depth-wise 3x3, GELU(a) * b, 1x1 conv back.
+
+    Args:
+        dim: channels in and out.
+        ffn_expansion_factor: hidden width ``h = int(dim * ffn_expansion_factor)``.
+        bias: whether the convolutions have biases.
+    """
+
+    def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool) -> None:
+        super().__init__()
+        hidden = int(dim * ffn_expansion_factor)
+        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
+        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(gate) * value)
+
+
+def transposed_attention(q: Tensor, k: Tensor, v: Tensor, heads: int, temperature: Tensor) -> Tensor:
+    """Channel ("transposed") attention of Restormer's MDTA.
+
+    Args:
+        q, k, v: ``(B, C, H, W)``; ``C`` is split into ``heads`` groups of ``c = C / heads`` channels.
+        heads: number of heads.
+        temperature: ``(heads, 1, 1)`` learnable scale of the cosine similarities.
+
+    Returns:
+        ``(B, C, H, W)``: per head ``softmax(cos(q_i, k_j) * temperature) @ v`` over the ``c x c`` channel pairs.
+        Equivalent to L2-normalising q and k along the pixels first (norms clamped at 1e-12), without the copies.
+    """
+    b, c, h, w = q.shape
+    shape = (b, heads, c // heads, h * w)
+    q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
+    q_norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12)
+    k_norm = torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-12)
+    attn = torch.matmul(q, k.transpose(-2, -1))
+    attn = attn / (q_norm * k_norm.transpose(-2, -1)) * temperature
+    return torch.matmul(attn.softmax(dim=-1), v).reshape(b, c, h, w)
+
+
+class Attention(nn.Module):
+    """Multi-Dconv head transposed self-attention (MDTA).
+
+    Args:
+        dim: channels.
+        num_heads: heads (``dim`` must be divisible by it).
+        bias: whether the convolutions have biases.
+    """
+
+    def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        return self.project_out(transposed_attention(q, k, v, self.num_heads, self.temperature))
+
+
+class TransformerBlock(nn.Module):
+    """``x + MDTA(LN(x))`` then ``x + GDFN(LN(x))``."""
+
+    def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, layer_norm_type: str):
+        super().__init__()
+        self.norm1 = LayerNorm(dim, layer_norm_type)
+        self.attn = Attention(dim, num_heads, bias)
+        self.norm2 = LayerNorm(dim, layer_norm_type)
+        self.ffn = FeedForward(dim, ffn_expansion_factor, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class OverlapPatchEmbed(nn.Module):
+    """3x3 convolution from the input channels to ``embed_dim`` (no bias)."""
+
+    def __init__(self, in_c: int, embed_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_c, embed_dim, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class Downsample(nn.Module):
+    """3x3 conv ``n -> n/2`` then pixel-unshuffle by 2: ``(B, n, H, W) -> (B, 2n, H/2, W/2)``."""
+
+    def __init__(self, n_feat: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(n_feat, n_feat // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class Upsample(nn.Module):
+    """3x3 conv ``n -> 2n`` then pixel-shuffle by 2: ``(B, n, H, W) -> (B, n/2, 2H, 2W)``."""
+
+    def __init__(self, n_feat: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(n_feat, n_feat * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+def _stage(dim: int, count: int, heads: int, ffn: float, bias: bool, norm: str) -> nn.Sequential:
+    return nn.Sequential(*(TransformerBlock(dim, heads, ffn, bias, norm) for _ in range(count)))
+
+
+@BACKBONES.register("restormer")
+class Restormer(Backbone):
+    """Restormer with the official constructor arguments and state_dict keys.
+
+    Args:
+        inp_channels: input channels (3; 1 for grey denoising, 6 for dual-pixel defocus deblurring).
+        out_channels: output channels.
+        dim: width of level 1; levels 2-4 have ``2*dim``, ``4*dim``, ``8*dim`` channels.
+        num_blocks: transformer blocks per level (levels 1-3 are shared by encoder and decoder; 4 is the latent).
+        num_refinement_blocks: blocks after the decoder at full resolution.
+        heads: attention heads per level.
+        ffn_expansion_factor: feed-forward width factor.
+        bias: biases in the transformer convolutions.
+        LayerNorm_type: ``"WithBias"`` or ``"BiasFree"``.
+        dual_pixel_task: dual-pixel defocus deblurring head (skip conv from the embedding, no global residual).
+
+    ``forward(x)``: ``x`` ``(B, inp_channels, H, W)`` float (images in [0, 1]), H and W divisible by 8; returns
+    ``(B, out_channels, H, W)``, unclamped.
+    """
+
+    arch = "restormer"
+    multiple_of = 8
+    inject_stride = 8
+    detect_keys = (
+        "patch_embed.proj.weight",
+        "down3_4.body.0.weight",
+        "reduce_chan_level3.weight",
+        "latent.0.attn.qkv_dwconv.weight",
+    )
+
+    def __init__(
+        self,
+        inp_channels: int = 3,
+        out_channels: int = 3,
+        dim: int = 48,
+        num_blocks: tuple[int, int, int, int] | list[int] = (4, 6, 6, 8),
+        num_refinement_blocks: int = 4,
+        heads: tuple[int, int, int, int] | list[int] = (1, 2, 4, 8),
+        ffn_expansion_factor: float = 2.66,
+        bias: bool = False,
+        LayerNorm_type: LayerNormType = "WithBias",  # noqa: N803 - official argument name
+        dual_pixel_task: bool = False,
+    ) -> None:
+        super().__init__()
+        if LayerNorm_type not in ("WithBias", "BiasFree"):
+            raise ValueError(f"LayerNorm_type must be 'WithBias' or 'BiasFree', got {LayerNorm_type!r}")
+        if len(num_blocks) != 4 or len(heads) != 4:
+            raise ValueError(f"num_blocks and heads need 4 entries, got {list(num_blocks)} and {list(heads)}")
+        self.inp_channels = inp_channels
+        self.dual_pixel_task = dual_pixel_task
+        self.inject_channels = dim * 8
+        self.config = {
+            "inp_channels": inp_channels,
+            "out_channels": out_channels,
+            "dim": dim,
+            "num_blocks": list(num_blocks),
+            "num_refinement_blocks": num_refinement_blocks,
+            "heads": list(heads),
+            "ffn_expansion_factor": ffn_expansion_factor,
+            "bias": bias,
+            "LayerNorm_type": LayerNorm_type,
+            "dual_pixel_task": dual_pixel_task,
+        }
+        n1, n2, n3, n4 = num_blocks
+        h1, h2, h3, h4 = heads
+        opts = (ffn_expansion_factor, bias, LayerNorm_type)
+
+        self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
+        self.encoder_level1 = _stage(dim, n1, h1, *opts)
+        self.down1_2 = Downsample(dim)
+        self.encoder_level2 = _stage(dim * 2, n2, h2, *opts)
+        self.down2_3 = Downsample(dim * 2)
+        self.encoder_level3 = _stage(dim * 4, n3, h3, *opts)
+        self.down3_4 = Downsample(dim * 4)
+        self.latent = _stage(dim * 8, n4, h4, *opts)
+
+        self.up4_3 = Upsample(dim * 8)
+        self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+        self.decoder_level3 = _stage(dim * 4, n3, h3, *opts)
+        self.up3_2 = Upsample(dim * 4)
+        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
+        self.decoder_level2 = _stage(dim * 2, n2, h2, *opts)
+        self.up2_1 = Upsample(dim * 2)
+        self.decoder_level1 = _stage(dim * 2, n1, h1, *opts)
+        self.refinement = _stage(dim * 2, num_refinement_blocks, h1, *opts)
+        if dual_pixel_task:
+            self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
+        self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise :class:`InputError` unless ``x`` is ``(B, inp_channels, H, W)`` with H, W divisible by 8."""
+        if x.dim() != 4 or x.shape[1] != self.inp_channels:
+            raise InputError(
+                f"restormer expects a (B, {self.inp_channels}, H, W) batch, got shape {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        if h % self.multiple_of or w % self.multiple_of:
+            raise InputError(
+                f"restormer needs height and width divisible by {self.multiple_of}, got {h}x{w}; "
+                "pad with tami.backbones.pad_to_multiple (the adapter and enhancer do this for you)"
+            )
+
+    def encode(self, x: Tensor) -> Encoded:
+        """Run the encoder on ``x`` ``(B, inp_channels, H, W)``.
+
+        Returns:
+            ``key`` = ``inp_enc_level4`` ``(B, 8*dim, H/8, W/8)`` (the latent blocks' input); ``skips`` = the
+            input, the level-1..3 encoder outputs and (dual-pixel only) the patch embedding.
+        """
+        self.check_input(x)
+        inp_enc_level1 = self.patch_embed(x)
+        out_enc_level1 = self.encoder_level1(inp_enc_level1)
+        out_enc_level2 = self.encoder_level2(self.down1_2(out_enc_level1))
+        out_enc_level3 = self.encoder_level3(self.down2_3(out_enc_level2))
+        inp_enc_level4 = self.down3_4(out_enc_level3)
+        embed = inp_enc_level1 if self.dual_pixel_task else None
+        return Encoded(key=inp_enc_level4, skips=(x, out_enc_level1, out_enc_level2, out_enc_level3, embed))
+
+    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+        """Run the latent blocks on ``enc.key``, apply ``adapt`` to their output, then the decoder.
+
+        Returns:
+            ``(B, out_channels, H, W)`` restored image (unclamped).
+        """
+        x, out_enc_level1, out_enc_level2, out_enc_level3, embed = enc.skips
+        latent = self.latent(enc.key)
+        if adapt is not None:
+            latent = adapt(latent)
+        level3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), out_enc_level3], 1))
+        level3 = self.decoder_level3(level3)
+        level2 = self.reduce_chan_level2(torch.cat([self.up3_2(level3), out_enc_level2], 1))
+        level2 = self.decoder_level2(level2)
+        level1 = self.decoder_level1(torch.cat([self.up2_1(level2), out_enc_level1], 1))
+        level1 = self.refinement(level1)
+        if self.dual_pixel_task:
+            return self.output(level1 + self.skip_conv(embed))
+        return self.output(level1) + x
+
+
+register_preset(
+    "restormer.released",
+    "released configuration (dim 48, blocks [4,6,6,8], WithBias): deraining, motion and single-image defocus "
+    "deblurring checkpoints; the setting of Restormer(-TAMI) in the TAMI paper",
+)
+register_preset(
+    "restormer.deraining",
+    "Deraining/pretrained_models/deraining.pth (Rain13K)",
+)
+register_preset(
+    "restormer.motion_deblurring",
+    "Motion_Deblurring/pretrained_models/motion_deblurring.pth (GoPro)",
+)
+register_preset(
+    "restormer.single_image_defocus_deblurring",
+    "Defocus_Deblurring/pretrained_models/single_image_defocus_deblurring.pth (DPDD, one image)",
+)
+register_preset(
+    "restormer.dual_pixel_defocus_deblurring",
+    "Defocus_Deblurring/pretrained_models/dual_pixel_defocus_deblurring.pth (DPDD, left+right views: 6 channels)",
+    inp_channels=6,
+    dual_pixel_task=True,
+)
+register_preset(
+    "restormer.real_denoising",
+    "Denoising/pretrained_models/real_denoising.pth (SIDD real noise; BiasFree layer norm)",
+    LayerNorm_type="BiasFree",
+)
+register_preset(
+    "restormer.gaussian_color_denoising",
+    "Denoising/pretrained_models/gaussian_color_denoising_{blind,sigma15,sigma25,sigma50}.pth (BiasFree)",
+    LayerNorm_type="BiasFree",
+)
+register_preset(
+    "restormer.gaussian_gray_denoising",
+    "Denoising/pretrained_models/gaussian_gray_denoising_{blind,sigma15,sigma25,sigma50}.pth (1 channel, BiasFree)",
+    inp_channels=1,
+    out_channels=1,
+    LayerNorm_type="BiasFree",
+)
