@@ -101,8 +101,16 @@ def to_float_rgb(array: np.ndarray, *, bgr: bool, source: str | os.PathLike[str]
     return np.ascontiguousarray(out)
 
 
-def _decode_raw(path: Path) -> np.ndarray:
-    """Decode one image or ``.npy`` file without colour conversion (raises InputError when unreadable)."""
+def decode_raw(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode one image or ``.npy`` file as stored: no colour conversion, no scaling.
+
+    Returns:
+        The array (OpenCV channel order, BGR/BGRA, for images; as saved for ``.npy``).
+
+    Raises:
+        InputError: the file cannot be read or decoded.
+    """
+    path = Path(path)
     try:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False)
@@ -126,7 +134,7 @@ def read_image(path: str | os.PathLike[str], *, bgr_npy: bool = False) -> np.nda
         InputError: the file cannot be decoded or has an unsupported shape/dtype.
     """
     path = Path(path)
-    raw = _decode_raw(path)
+    raw = decode_raw(path)
     is_npy = path.suffix.lower() == ".npy"
     if raw.ndim == 3 and raw.shape[2] == 4:
         logger.debug("%s: alpha channel dropped", path)
@@ -188,7 +196,7 @@ class VideoReader:
 
     # -- frame files -------------------------------------------------------------------------------------------
     def _read_frame_file(self, path: Path) -> np.ndarray:
-        raw = _decode_raw(path)
+        raw = decode_raw(path)
         if raw.ndim == 3 and raw.shape[2] == 4 and not self._alpha_reported:
             logger.info("%s: frames have an alpha channel; it is ignored", self.path)
             self._alpha_reported = True
