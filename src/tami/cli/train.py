@@ -1,0 +1,57 @@
+"""Train a backbone (stage ``image``) or the TAMI adapter on a frozen backbone (stage ``video``) from a YAML recipe.
+
+Examples:
+  tami train configs/demo_image.yaml
+  tami train configs/demo_video.yaml --set train.iterations=2000 -o runs/demo_video_long
+  tami train configs/sdsd_retinexformer.yaml --set model.backbone_weights=weights/SDSD_indoor.pth
+  tami train configs/demo_video.yaml --resume auto          # continue runs/demo_video after an interruption
+  torchrun --nproc_per_node 4 -m tami.cli.main train configs/sdsd_restormer.yaml   # data-parallel
+
+The run folder (default runs/<config name>) receives the resolved config, the command line, a JSONL log,
+checkpoints (checkpoints/last.pt, checkpoints/best.pt) and the exported weights (export/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..train import load_config, train
+from ..train.trainer import command_line
+
+NAME = "train"
+HELP = "train a backbone or the TAMI adapter from a YAML recipe"
+
+logger = logging.getLogger("tami")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="YAML recipe (see configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optim.lr=1e-4 (repeatable; values are YAML)")
+    parser.add_argument("--resume", metavar="PATH|auto", default=None,
+                        help="continue from a checkpoint file or run folder; 'auto' continues the run folder's "
+                             "last checkpoint when there is one and starts fresh otherwise")
+    parser.add_argument("-o", "--output", type=Path, default=None, metavar="RUN_DIR",
+                        help="run folder (default: runs/<config file name>)")
+    parser.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                        help="stop after this many iterations in total, with a checkpoint (continue with --resume)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    run_dir = args.output if args.output is not None else Path("runs") / args.config.stem
+    result = train(config, run_dir, resume=args.resume, stop_at=args.stop_at, command=command_line(),
+                   progress=not args.quiet)
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in result.last.items() if k.startswith(("loss/total", "metric/")))
+    if result.finished:
+        print(f"Trained {result.step} iterations into {result.run_dir}" + (f" ({shown})" if shown else ""))
+        for path in result.exports:
+            print(f"  {path}")
+        if result.best is not None:
+            print(f"  best {result.best['metric']} {result.best['value']:.4f} at step {result.best['step']}")
+    else:
+        print(f"Stopped at iteration {result.step} of {config.train.iterations}; continue with "
+              f"tami train {args.config} --resume auto -o {result.run_dir}")
+    return 0

@@ -1,0 +1,439 @@
+"""Training configuration: frozen typed dataclasses, loaded from YAML with ``--set a.b=c`` overrides.
+
+A config file is a mapping with the sections of :class:`TrainConfig`; every key is checked against the dataclass
+fields (unknown keys are errors naming close matches) and every value against the field's type. Override values are
+parsed with ``yaml.safe_load`` (``--set optim.lr=1e-4``, ``--set data.crop=null``,
+``--set model.backbone_options.n_feat=16``); nothing is ever evaluated as code.
+
+Free-form mappings (``model.backbone_options``, ``model.adapter_options``, ``loss``) are handed to the backbone,
+adapter and loss constructors, which check their own keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from ..errors import InputError
+
+Stage = Literal["image", "video"]
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Synthetic paired low-light videos generated into the run folder (``tami.data.synthetic``).
+
+    Attributes:
+        videos: number of videos.
+        frames: frames per video.
+        size: ``(height, width)`` of the frames.
+        seed: generator seed (use different seeds for training and validation).
+        sources: photographs to animate: ``builtin:train`` (the built-in training images), ``builtin:test`` (held
+            out for evaluation; never train on them), ``builtin`` (all), or a folder of images.
+        exposure: ``(low, high)`` exposure factor range of the darkening.
+        flicker: std of the per-frame log-exposure jitter (0 = none).
+        color_cast: std of a per-clip colour cast (0 = none).
+    """
+
+    videos: int = 8
+    frames: int = 16
+    size: tuple[int, int] = (128, 128)
+    seed: int = 0
+    sources: str = "builtin:train"
+    exposure: tuple[float, float] = (0.03, 0.3)
+    flicker: float = 0.0
+    color_cast: float = 0.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where clips come from (``tami.data.datasets.build_dataset``).
+
+    Attributes:
+        layout: dataset layout (``generic`` = ``ROOT/{input,GT}/<video>/<frame>``, ``sdsd``, ``smid``, ...).
+        root: dataset root; generated into the run folder when ``synthetic`` is set and ``root`` is null.
+        split: ``train``, ``test`` or ``all``.
+        protocol: SDSD protocol (``sdsd-dynamic``, ``sdsd-static``); a test split uses the protocol's frames.
+        scene: SDSD scene (``indoor``, ``outdoor``); null = every scene found.
+        resize: resize frames to ``[height, width]`` before cropping; null = as stored.
+        clip_len: frames per training clip; for validation, the frames evaluated from each video's start
+            (null = the whole video, within the protocol's frame range).
+        crop: square random crop (training) or centre crop (validation) in pixels; null = full frames.
+        flip: random horizontal/vertical flips shared by a clip and its ground truth (training only).
+        synthetic: generate a synthetic dataset instead of reading ``root``.
+    """
+
+    layout: str = "generic"
+    root: str | None = None
+    split: str = "train"
+    protocol: str | None = None
+    scene: str | None = None
+    resize: tuple[int, int] | None = None
+    clip_len: int | None = 5
+    crop: int | None = None
+    flip: bool = False
+    synthetic: SyntheticConfig | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The backbone and the adapter.
+
+    Attributes:
+        backbone: backbone arch or preset (``retinexformer``, ``retinexformer.sdsd_indoor``).
+        backbone_options: constructor overrides under the official argument names (``{n_feat: 16}``).
+        backbone_weights: official checkpoint, tami backbone file, or a stage-``image`` run folder (its
+            ``export/backbone.safetensors``); null = random initialisation (stage ``image`` from scratch).
+        adapter_options: :class:`tami.adapter.TAMIConfig` overrides on top of the backbone's adapter preset.
+        adapter_weights: start the adapter from this adapter file (fine-tuning); null = fresh (identity) adapter.
+    """
+
+    backbone: str = "retinexformer"
+    backbone_options: dict[str, Any] = field(default_factory=dict)
+    backbone_weights: str | None = None
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+    adapter_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer, learning-rate schedule, clipping and EMA.
+
+    Attributes:
+        name: ``adam``, ``adamw`` or ``sgd`` (momentum = ``betas[0]``).
+        lr: peak learning rate.
+        betas: Adam betas.
+        eps: Adam epsilon.
+        weight_decay: decoupled (AdamW) or L2 (Adam, SGD) weight decay.
+        warmup: linear warm-up iterations.
+        min_lr: learning rate at the end of the cosine decay.
+        grad_clip: max L2 norm of the gradient of the trained weights; null = no clipping.
+        ema: decay of an exponential moving average of the trained weights (e.g. 0.999), used for validation and
+            export; null = off.
+    """
+
+    name: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    warmup: int = 0
+    min_lr: float = 1e-6
+    grad_clip: float | None = 1.0
+    ema: float | None = None
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The iteration loop.
+
+    Attributes:
+        iterations: optimizer steps in total.
+        batch_size: clips per step on each process (global batch = batch_size x processes).
+        workers: data-loading worker processes (0 = load in the training process).
+        teacher_forcing: probability that a frame's memory value is written from the ground truth instead of the
+            prediction (stage ``video``).
+        detach_every: truncated back-propagation through time: detach the memory every n frames; null = full clip.
+        log_every: write the averaged loss terms every n steps.
+        checkpoint_every: write ``checkpoints/last.pt`` every n steps (and always at the end); null = only at the end.
+    """
+
+    iterations: int = 1000
+    batch_size: int = 2
+    workers: int = 0
+    teacher_forcing: float = 0.5
+    detach_every: int | None = None
+    log_every: int = 10
+    checkpoint_every: int | None = 500
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    """Validation.
+
+    Attributes:
+        every: validate every n steps (and at the end); null = never.
+        metrics: metric names of ``tami.metrics`` (``psnr``, ``ssim``, ``mabd``, ``ewarp``).
+        best: metric that selects ``checkpoints/best.pt`` (must be in ``metrics``).
+        max_videos: validate on at most this many videos (the first ones); null = all.
+        data: the validation set; null = no validation.
+    """
+
+    every: int | None = 500
+    metrics: tuple[str, ...] = ("psnr", "ssim", "mabd")
+    best: str = "psnr"
+    max_videos: int | None = None
+    data: DataConfig | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A complete training recipe.
+
+    Attributes:
+        stage: ``image`` trains the backbone on frames as images; ``video`` freezes it and trains the adapter.
+        seed: seeds model initialisation, data order and augmentation.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
+        loss: loss term weights for ``tami.losses.build_loss`` (``{charbonnier: 1.0, l_sm: 1.0}``).
+    """
+
+    stage: Stage = "video"
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: dict[str, float] = field(default_factory=lambda: {"charbonnier": 1.0})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading, overriding, checking
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``"a.b=value"`` into the key path and the YAML-parsed value.
+
+    Raises:
+        InputError: no ``=`` or an empty key.
+    """
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise InputError(f"--set expects KEY=VALUE with a dotted key (e.g. optim.lr=1e-4), got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise InputError(f"--set {key}: cannot parse {raw!r} as a YAML value ({exc.problem})") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of the raw config mapping with each ``a.b=c`` override applied (intermediate maps created)."""
+    out = _deep_copy(raw)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise InputError(
+                    f"--set {item}: {'.'.join(path[: i + 1])} is {child!r}, not a section; set it as a whole instead"
+                )
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _deep_copy(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _deep_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deep_copy(v) for v in obj]
+    return obj
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config file into a mapping.
+
+    Raises:
+        InputError: missing file, invalid YAML, or a top level that is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file {path} does not exist; pass a YAML recipe such as configs/demo_image.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Load a :class:`TrainConfig` from a YAML file (or the defaults) with ``a.b=c`` overrides.
+
+    Raises:
+        InputError: unknown keys, values of the wrong type, or inconsistent settings; the message names the key.
+    """
+    raw = read_yaml(path) if path is not None else {}
+    return from_dict(apply_overrides(raw, list(overrides)))
+
+
+def from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """Build and check a :class:`TrainConfig` from a plain mapping."""
+    config = _build(TrainConfig, raw, "")
+    check(config)
+    return config
+
+
+def to_dict(config: Any) -> Any:
+    """Plain mapping of a config dataclass (tuples as lists), suitable for YAML and JSON."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, (list, tuple)):
+        return [to_dict(v) for v in config]
+    if isinstance(config, dict):
+        return {k: to_dict(v) for k, v in config.items()}
+    return config
+
+
+def dump_yaml(config: TrainConfig, header: str = "") -> str:
+    """The resolved config as YAML text, with ``header`` lines as comments on top."""
+    body = yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    return comments + body
+
+
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mabd": False, "ewarp": False}
+
+
+def check(config: TrainConfig) -> None:
+    """Raise :class:`InputError` for settings that cannot work together."""
+    if config.data.clip_len is None:
+        raise InputError("data.clip_len must be set for training (frames per clip, e.g. 5)")
+    positive = {
+        "train.iterations": config.train.iterations,
+        "train.batch_size": config.train.batch_size,
+        "train.log_every": config.train.log_every,
+        "data.clip_len": config.data.clip_len,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise InputError(f"{key} must be at least 1, got {value}")
+    optional_positive = {
+        "train.checkpoint_every": config.train.checkpoint_every,
+        "train.detach_every": config.train.detach_every,
+        "val.every": config.val.every,
+        "data.crop": config.data.crop,
+        "val.max_videos": config.val.max_videos,
+        "val.data.clip_len": config.val.data.clip_len if config.val.data is not None else None,
+    }
+    for key, value in optional_positive.items():
+        if value is not None and value < 1:
+            raise InputError(f"{key} must be at least 1 or null, got {value}")
+    if config.train.workers < 0:
+        raise InputError(f"train.workers must be >= 0, got {config.train.workers}")
+    if not 0.0 <= config.train.teacher_forcing <= 1.0:
+        raise InputError(f"train.teacher_forcing is a probability in [0, 1], got {config.train.teacher_forcing}")
+    if config.optim.lr <= 0 or config.optim.min_lr < 0 or config.optim.min_lr > config.optim.lr:
+        raise InputError(
+            f"need 0 <= optim.min_lr <= optim.lr and optim.lr > 0, got lr={config.optim.lr}, "
+            f"min_lr={config.optim.min_lr}"
+        )
+    if config.optim.warmup < 0:
+        raise InputError(f"optim.warmup must be >= 0, got {config.optim.warmup}")
+    if config.optim.grad_clip is not None and config.optim.grad_clip <= 0:
+        raise InputError(f"optim.grad_clip must be positive or null, got {config.optim.grad_clip}")
+    if config.optim.ema is not None and not 0.0 < config.optim.ema < 1.0:
+        raise InputError(f"optim.ema is a decay in (0, 1) such as 0.999, or null; got {config.optim.ema}")
+    if config.data.root is None and config.data.synthetic is None:
+        raise InputError("data.root is not set; point it at a dataset or set data.synthetic to generate one")
+    val = config.val
+    if val.data is not None:
+        if val.data.root is None and val.data.synthetic is None:
+            raise InputError("val.data.root is not set; point it at a dataset, set val.data.synthetic, or val.data=null")
+        unknown = [m for m in val.metrics if m not in HIGHER_IS_BETTER]
+        if unknown or not val.metrics:
+            raise InputError(
+                f"val.metrics must name metrics among {', '.join(HIGHER_IS_BETTER)}, got {list(val.metrics)}"
+            )
+        if val.best not in val.metrics:
+            raise InputError(f"val.best={val.best!r} must be one of val.metrics {list(val.metrics)}")
+    negative = {k: w for k, w in config.loss.items() if w < 0}
+    if negative or not config.loss:
+        raise InputError(f"loss must map term names to weights >= 0, got {dict(config.loss)}")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from mapping ``raw``, checking keys and value types."""
+    if not isinstance(raw, dict):
+        raise InputError(f"config {where or 'file'} must be a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=2, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else f" (known keys: {', '.join(names)})"
+            raise InputError(f"unknown config key {path!r}{hint}")
+        kwargs[key] = _convert(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0] if len(inner) == 1 else Union[tuple(inner)], value, path)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, {} if value is None else value, path)
+    if origin is Literal:
+        if value not in args:
+            raise InputError(f"config key {path!r} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"config key {path!r} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise InputError(f"config key {path!r} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict or tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise InputError(f"config key {path!r} must be a mapping, got {value!r}")
+        if args and args[1] is not Any:
+            return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
+        return _deep_copy(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"config key {path!r} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"config key {path!r} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            value = _number_from_text(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"config key {path!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise InputError(f"config key {path!r} must be a string, got {value!r}")
+        return value
+    raise InputError(f"config key {path!r} has an unsupported type {tp!r}")
+
+
+def _number_from_text(text: str) -> float | str:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; return it as the number it obviously is, else unchanged."""
+    try:
+        return float(text)
+    except ValueError:
+        return text

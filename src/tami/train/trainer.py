@@ -1,0 +1,426 @@
+"""The training loop shared by both stages: optimisation, logging, validation, checkpoints, resume and export.
+
+Run folder layout (``RUN_DIR``)::
+
+    config.yaml            the resolved config of the latest invocation (command line in its header)
+    commands.txt           one line per invocation
+    log.jsonl              every logged step: loss/*, metric/*, time/*, lr
+    checkpoints/last.pt    latest full training state (atomic; what --resume continues)
+    checkpoints/best.pt    state at the best validation score
+    export/                final weights (EMA weights when enabled); export/best/ the best-scoring ones
+    data/                  synthetic datasets generated from the config
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..errors import CheckpointError, InputError, TamiError
+from . import checkpoint as ckpt
+from .config import HIGHER_IS_BETTER, TrainConfig, dump_yaml, to_dict
+from .data import BatchStream, build_dataset, build_sampler, prepare_root, to_device
+from .distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_sum,
+    average_gradients,
+    barrier,
+    broadcast_parameters,
+    cleanup,
+    max_divergence,
+    setup,
+)
+from .ema import EMA
+from .logs import LOG_FILE, ProgressBar, RunLog, truncate_log
+from .schedule import build_scheduler
+from .stages import Stage, build_stage, describe
+from .validate import metric_functions, validate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced.
+
+    Attributes:
+        run_dir: the run folder.
+        step: iterations done.
+        finished: whether ``train.iterations`` was reached (else stopped by ``stop_at``).
+        exports: exported weight files (empty when stopped early).
+        best: ``{"metric", "value", "step"}`` of the best validation, if any.
+        last: the last logged values.
+        model: the trained module (backbone for stage image, TAMI for stage video) on its device.
+    """
+
+    run_dir: Path
+    step: int
+    finished: bool
+    exports: list[Path] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    last: dict[str, float] = field(default_factory=dict)
+    model: nn.Module | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD (momentum ``betas[0]``) over ``params``."""
+    o = config.optim
+    if not params:
+        raise InputError("nothing to train: the stage has no trainable parameters")
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.betas[0], weight_decay=o.weight_decay)
+
+
+def precision_context(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (``auto``/``bf16``) or CPU (``bf16``); otherwise full precision."""
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+class Trainer:
+    """One training run of a :class:`TrainConfig` in ``run_dir`` (one instance per process).
+
+    Args:
+        config: the recipe.
+        run_dir: the run folder (created).
+        info: this process's placement (from :func:`tami.train.distributed.setup`).
+        command: the command line that started the run (recorded in the run folder).
+        progress: show a progress bar (rank 0).
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike[str], *, info: DistInfo,
+                 command: str = "", progress: bool = False) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.info = info
+        self.device = info.device
+        self.command = command
+        self.progress = progress and info.is_main
+        self.step = 0
+        self.best: dict[str, Any] = {"metric": config.val.best, "value": None, "step": None}
+        self.last: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------------------------ setup
+
+    def _write_run_files(self, resumed_from: Path | None) -> None:
+        if not self.info.is_main:
+            return
+        header = f"tami {__version__}; command: {self.command or '(python API)'}"
+        with atomic_path(self.run_dir / "config.yaml") as tmp:
+            tmp.write_text(dump_yaml(self.config, header))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        note = f" (resumed from {resumed_from})" if resumed_from else ""
+        with open(self.run_dir / "commands.txt", "a") as f:
+            f.write(f"{stamp} world_size={self.info.world_size}{note}: {self.command or '(python API)'}\n")
+
+    def _build(self) -> None:
+        c = self.config
+        seed_everything(c.seed)
+        self.stage: Stage = build_stage(c, self.device)
+        self.named_params = self.stage.trained()
+        self.params = [p for _, p in self.named_params]
+        broadcast_parameters(self.info, self.params)
+        self.optimizer = build_optimizer(c, self.params)
+        self.scheduler = build_scheduler(
+            self.optimizer, warmup=c.optim.warmup, total=c.train.iterations, lr=c.optim.lr, min_lr=c.optim.min_lr
+        )
+        self.ema = EMA(self.named_params, c.optim.ema) if c.optim.ema is not None else None
+        root = prepare_root(c.data, self.run_dir, "train", self.info)
+        self.train_set = build_dataset(c.data, root, seed=c.seed, train=True)
+        self.stream = BatchStream(
+            self.train_set, build_sampler(self.train_set, c.seed), batch_size=c.train.batch_size, info=self.info,
+            workers=c.train.workers, seed=c.seed, pin_memory=self.device.type == "cuda",
+        )
+        self.val_set = None
+        if c.val.data is not None and c.val.every is not None:
+            val_root = prepare_root(c.val.data, self.run_dir, "val", self.info)
+            self.val_set = build_dataset(c.val.data, val_root, seed=c.seed, train=False)
+            self.metrics = metric_functions(c.val.metrics)
+        # Model initialisation is identical on every process; from here on each process draws its own numbers.
+        seed_everything(c.seed + 7919 * self.info.rank)
+        counts = describe(self.stage)
+        logger.info(
+            "stage %s: %s trained of %s parameters; %d training videos; %d process(es) on %s; global batch %d",
+            self.stage.name, f"{counts['trained']:,}", f"{counts['total']:,}", len(self.train_set.videos),
+            self.info.world_size, self.device, self.stream.global_batch,
+        )
+
+    # ------------------------------------------------------------------------------------------------ state
+
+    def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "stage": self.stage.name,
+            "config": to_dict(self.config),
+            "model": self.stage.trained_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "data": self.stream.state_dict(),
+            "rng": rng,
+            "best": dict(self.best),
+            "world_size": self.info.world_size,
+            "frozen_digest": self.stage.frozen_digest(),
+        }
+
+    def save(self, name: str = ckpt.LAST) -> None:
+        """Write the full training state to ``checkpoints/<name>`` (collective: every process must call it)."""
+        rng = all_gather_object(self.info, ckpt.rng_state())
+        if self.info.is_main:
+            path = ckpt.save_checkpoint(self._state(rng), ckpt.checkpoint_dir(self.run_dir) / name)
+            logger.debug("checkpoint %s at step %d", path, self.step)
+        barrier(self.info)
+
+    def _restore(self, path: Path) -> None:
+        state = ckpt.load_checkpoint(path)
+        if state.get("stage") != self.stage.name:
+            raise CheckpointError(f"{path} is a stage-{state.get('stage')} checkpoint; this config is stage "
+                                  f"{self.stage.name}")
+        digest = self.stage.frozen_digest()
+        if digest is not None and state.get("frozen_digest") not in (None, digest):
+            raise CheckpointError(
+                f"the frozen backbone differs from the one {path} was trained with; resume with the same "
+                "model.backbone_weights"
+            )
+        changed = _changed_keys(state.get("config", {}), to_dict(self.config))
+        if changed:
+            logger.warning("resuming with a changed config: %s", ", ".join(changed))
+        self.stage.load_trained_state(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                logger.warning("%s has no EMA; starting the average from the current weights", path)
+            else:
+                self.ema.load_state_dict(state["ema"])
+        self.stream.load_state_dict(state["data"])
+        self.step = int(state["step"])
+        self.best = dict(state["best"])
+        rngs = state["rng"]
+        if int(state.get("world_size", 1)) == self.info.world_size and len(rngs) == self.info.world_size:
+            ckpt.set_rng_state(rngs[self.info.rank])
+        else:
+            logger.warning("resuming with %d processes instead of %d: the data order continues but random draws "
+                           "differ from an uninterrupted run", self.info.world_size, state.get("world_size"))
+            seed_everything(self.config.seed + 7919 * self.info.rank + self.step)
+        logger.info("resumed from %s at step %d", path, self.step)
+
+    # ------------------------------------------------------------------------------------------------ steps
+
+    def _train_step(self) -> tuple[dict[str, Tensor], float, float]:
+        c = self.config
+        t0 = time.perf_counter()
+        batch = next(self.stream)
+        lq, gt = to_device(batch, self.device)
+        data_time = time.perf_counter() - t0
+        self.stage.train_mode()
+        with precision_context(c, self.device):
+            total, terms = self.stage.compute_loss(
+                lq, gt, step=self.step, seed=c.seed, teacher_forcing=c.train.teacher_forcing,
+                detach_every=c.train.detach_every,
+            )
+        if not torch.isfinite(total.detach()).all():
+            raise TamiError(
+                f"the loss became {float(total):.4g} at step {self.step + 1}; lower optim.lr, keep optim.grad_clip "
+                "set, or resume from the last checkpoint with --resume auto"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        average_gradients(self.info, self.params)
+        values = {"loss/total": total.detach(), **{k: v.detach() for k, v in terms.items()}}
+        if c.optim.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, c.optim.grad_clip)
+            values["loss/grad_norm"] = norm.detach()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        return values, data_time, lr
+
+    @contextlib.contextmanager
+    def _eval_weights(self) -> Iterator[None]:
+        with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+            yield
+
+    def _validate(self) -> dict[str, float]:
+        c = self.config
+        t0 = time.perf_counter()
+        self.stage.model.eval()
+        try:
+            with self._eval_weights():
+                scores = validate(
+                    self.stage.predict, self.val_set, self.metrics, self.info, crop=c.val.data.crop,
+                    max_videos=c.val.max_videos, autocast=lambda: precision_context(c, self.device),
+                )
+        finally:
+            self.stage.train_mode()
+        scores["time/val"] = time.perf_counter() - t0
+        return scores
+
+    def _better(self, value: float) -> bool:
+        old = self.best["value"]
+        if old is None:
+            return True
+        return value > old if HIGHER_IS_BETTER[self.config.val.best] else value < old
+
+    def _export(self, out_dir: Path) -> list[Path]:
+        if not self.info.is_main:
+            return []
+        with self._eval_weights():
+            return self.stage.export(out_dir)
+
+    # ------------------------------------------------------------------------------------------------ run
+
+    def run(self, resume: Path | None = None, stop_at: int | None = None) -> TrainResult:
+        """Train until ``train.iterations`` (or ``stop_at``), checkpointing, validating and exporting on the way.
+
+        Args:
+            resume: a checkpoint to continue from, or ``None`` for a fresh run.
+            stop_at: stop after this many iterations in total (checkpoint written, no export); resume later.
+        """
+        c = self.config
+        ckdir = ckpt.checkpoint_dir(self.run_dir)
+        if resume is None and (ckdir / ckpt.LAST).is_file():
+            raise InputError(
+                f"{self.run_dir} already holds a run ({ckdir / ckpt.LAST}); continue it with --resume auto or "
+                "choose another output folder with -o"
+            )
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_partials(ckdir)
+        barrier(self.info)
+        self._build()
+        if resume is not None:
+            self._restore(resume)
+        if self.info.is_main:
+            truncate_log(self.run_dir / LOG_FILE, self.step)
+        self._write_run_files(resume)
+        end = c.train.iterations if stop_at is None else min(stop_at, c.train.iterations)
+        log = RunLog(self.run_dir, enabled=self.info.is_main)
+        bar = ProgressBar(c.train.iterations, self.step, enabled=self.progress)
+        try:
+            self._loop(end, log, bar)
+        finally:
+            bar.close()
+            log.close()
+        finished = self.step >= c.train.iterations
+        exports: list[Path] = []
+        if finished:
+            exports = self._export(self.run_dir / "export")
+            for path in exports:
+                logger.info("exported %s", path)
+        divergence = max_divergence(self.info, self.params)
+        if divergence > 0:
+            logger.warning("processes ended with weights differing by up to %.3g", divergence)
+        best = dict(self.best) if self.best["value"] is not None else None
+        return TrainResult(self.run_dir, self.step, finished, exports, best, dict(self.last), self.stage.model)
+
+    def _loop(self, end: int, log: RunLog, bar: ProgressBar) -> None:
+        c = self.config
+        sums: dict[str, Tensor] = {}
+        count, data_time, tick, start = 0, 0.0, time.perf_counter(), time.perf_counter()
+        while self.step < end:
+            values, waited, lr = self._train_step()
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0.0) + value.float()
+            count, data_time = count + 1, data_time + waited
+            final = self.step == c.train.iterations
+            logged = None
+            if self.step % c.train.log_every == 0 or self.step == end:
+                keys = sorted(sums)
+                reduced = all_reduce_sum(self.info, torch.stack([sums[k] for k in keys]))
+                now = time.perf_counter()
+                logged = {k: float(v) / (count * self.info.world_size) for k, v in zip(keys, reduced)}
+                logged.update({"lr": lr, "time/step": (now - tick) / count, "time/data": data_time / count,
+                               "time/elapsed": now - start})
+                sums, count, data_time, tick = {}, 0, 0.0, now
+            due_val = self.val_set is not None and (self.step % c.val.every == 0 or final)
+            if due_val:
+                scores = self._validate()
+                logged = {**(logged or {}), **scores}
+                value = scores[f"metric/{c.val.best}"]
+                if math.isfinite(value) and self._better(value):
+                    self.best = {"metric": c.val.best, "value": value, "step": self.step}
+                    self.save(ckpt.BEST)
+                    self._export(self.run_dir / "export" / "best")
+                shown = ", ".join(f"{k.split('/', 1)[1]} {v:.4f}" for k, v in scores.items() if k.startswith("metric/"))
+                if self.progress:
+                    bar.write(f"step {self.step}: {shown}")
+                else:
+                    logger.info("step %d: %s", self.step, shown)
+            if logged is not None:
+                self.last = logged
+                log.write(self.step, logged)
+            bar.update(logged)
+            due_ckpt = c.train.checkpoint_every is not None and self.step % c.train.checkpoint_every == 0
+            if due_ckpt or self.step == end:
+                self.save(ckpt.LAST)
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [prefix.rstrip(".")] if old != new else []
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The current process's command line, shell-quoted."""
+    return shlex.join(argv if argv is not None else [Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: str | None = None,
+          stop_at: int | None = None, command: str = "", progress: bool = False) -> TrainResult:
+    """Run (or continue) a training run; joins the ``torchrun`` process group when launched by it.
+
+    Args:
+        config: the recipe.
+        run_dir: the run folder.
+        resume: ``None`` (fresh), ``"auto"`` (continue ``RUN_DIR`` if it has a checkpoint), a checkpoint file, or
+            a run folder.
+        stop_at: stop after this many iterations in total, with a checkpoint (for time-limited job slots).
+        command: the command line to record in the run folder.
+        progress: show a progress bar (rank 0).
+
+    Raises:
+        InputError: a bad recipe or data; CheckpointError: an unusable checkpoint or weights file.
+    """
+    info = setup(config.device)
+    try:
+        trainer = Trainer(config, run_dir, info=info, command=command, progress=progress)
+        return trainer.run(ckpt.resolve_resume(resume, run_dir), stop_at=stop_at)
+    finally:
+        cleanup(info)
