@@ -91,7 +91,7 @@ LayoutFn = Callable[..., tuple[list[VideoPair], slice | None]]
 LAYOUTS: Registry[LayoutFn] = Registry("dataset layout")
 
 
-def _frames(folder: Path) -> list[Path]:
+def frame_files(folder: Path) -> list[Path]:
     """Frame files of one video folder in natural order (empty when there are none)."""
     if not folder.is_dir():
         return []
@@ -110,7 +110,7 @@ def pair_frames(name: str, lq_dir: Path, gt_dir: Path, *, bgr_npy: bool) -> Vide
 
     When no stems match but both folders hold the same number of frames, they are paired in natural order.
     """
-    lq, gt = _frames(lq_dir), _frames(gt_dir)
+    lq, gt = frame_files(lq_dir), frame_files(gt_dir)
     gt_by_stem = {p.stem: p for p in gt}
     matched = [(p, gt_by_stem[p.stem]) for p in lq if p.stem in gt_by_stem]
     if not matched and lq and len(lq) == len(gt):
@@ -257,8 +257,8 @@ def smid(root: Path, *, split: str = "train", bgr_npy: bool | None = None,
     for seq in sorted(set(lqs) & set(gts), key=natural_key):
         if (split == "test") != (seq in SMID_TEST) and split != "all":
             continue
-        lq = _frames(lqs[seq])
-        gt = [p for p in _frames(gts[seq]) if "half" not in p.name]
+        lq = frame_files(lqs[seq])
+        gt = [p for p in frame_files(gts[seq]) if "half" not in p.name]
         if not lq or not gt:
             logger.warning("%s: %s frames missing, sequence skipped", seq, "input" if not lq else "GT")
             continue
@@ -280,6 +280,84 @@ def did(root: Path, *, split: str = "train", **_: object) -> tuple[list[VideoPai
         prefix = f"{s}/" if split == "all" else ""
         pairs += _paired_videos(folder / "low", folder / "high", prefix=prefix, keep=lambda _: True, bgr_npy=False)
     return pairs, None
+
+
+@dataclass(frozen=True)
+class VideoFolders:
+    """The folders of one video as found on disk, before any pairing (for checks and conversion).
+
+    Attributes:
+        name: video name (scene/split-prefixed when the dataset has several).
+        lq, gt: input and ground-truth folders; None when that side is missing.
+        one_gt: the GT folder holds one reference for the whole sequence (SMID).
+        bgr_npy: ``.npy`` frames hold BGR channels.
+        group: the scene or split folder the video belongs to (``indoor_np``, ``train``, ...).
+    """
+
+    name: str
+    lq: Path | None
+    gt: Path | None
+    one_gt: bool = False
+    bgr_npy: bool = False
+    group: str = ""
+
+
+def _scan_pair(input_dir: Path, gt_dir: Path | None, prefix: str, *, one_gt: bool = False, bgr_npy: bool,
+               group: str) -> list[VideoFolders]:
+    inputs = _subdirs(input_dir)
+    gts = _subdirs(gt_dir) if gt_dir is not None else {}
+    return [VideoFolders(prefix + n, inputs.get(n), gts.get(n), one_gt, bgr_npy, group)
+            for n in sorted(set(inputs) | set(gts), key=natural_key)]
+
+
+def scan(layout: str, root: str | Path, *, protocol: str | None = None,
+         scene: str | None = None) -> list[VideoFolders]:
+    """Every video folder of a dataset, paired or not, across all splits.
+
+    SDSD roots are scanned for every variant present (``*_np``, ``*_png``, ``*_static_np``) unless
+    ``protocol`` or ``scene`` narrows them.
+
+    Raises:
+        InputError: the root does not look like ``layout``.
+        KeyError: unknown layout.
+    """
+    root = Path(root)
+    LAYOUTS.get(layout)
+    if not root.is_dir():
+        raise InputError(f"dataset root {root} is not a folder")
+    found: list[VideoFolders] = []
+    if layout == "smid":
+        if not (root / "SMID_LQ_np").is_dir():
+            raise InputError(f"{root}: expected SMID_LQ_np/ and SMID_Long_np/ folders (SMID layout)")
+        gt = root / "SMID_Long_np"
+        return _scan_pair(root / "SMID_LQ_np", gt if gt.is_dir() else None, "", one_gt=True, bgr_npy=True,
+                          group="SMID")
+    if layout == "did":
+        for s in ("train", "test"):
+            if (root / s / "low").is_dir() or (root / s / "high").is_dir():
+                found += _scan_pair(root / s / "low", root / s / "high", f"{s}/", bgr_npy=False, group=s)
+        if not found:
+            raise InputError(f"{root}: expected train/ or test/ with low/ and high/ sub-folders (DID layout)")
+        return found
+    bgr = layout == "sdsd"
+    groups: list[tuple[str, Path]] = []
+    if (root / "input").is_dir() or _gt_dir(root) is not None:
+        groups = [("", root)]
+    else:
+        for s in ("train", "Train", "test", "eval", "Test", "val"):
+            if (root / s / "input").is_dir() or _gt_dir(root / s) is not None:
+                groups.append((s, root / s))
+    if not groups and layout == "sdsd":
+        suffixes = PROTOCOLS[protocol].folders if protocol in PROTOCOLS else ("_np", "_png", "_static_np")
+        for name, folder in sorted(_subdirs(root).items()):
+            if any(name == f"{sc}{x}" for sc in ([scene] if scene else ("indoor", "outdoor")) for x in suffixes):
+                groups.append((name, folder))
+    if not groups:
+        raise InputError(f"{root}: no input/ and GT/ folders found for the {layout} layout")
+    for group, folder in groups:
+        prefix = f"{group}/" if len(groups) > 1 else ""
+        found += _scan_pair(folder / "input", _gt_dir(folder), prefix, bgr_npy=bgr, group=group or folder.name)
+    return found
 
 
 def find_pairs(layout: str, root: str | Path, *, split: str = "train", protocol: str | None = None,

@@ -359,5 +359,5 @@ def generate_dataset(out_dir: str | os.PathLike[str], *, videos: int, frames: in
                   "exposure": list(exposure), "flicker": flicker, "color_cast": color_cast,
                   **{k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()}}
         (tmp / "synth.json").write_text(json.dumps({"config": config, "videos": records}, indent=1))
-    logger.info("wrote %d synthetic videos to %s", videos, out)
+    logger.debug("wrote %d synthetic videos to %s", videos, out)
     return out
