@@ -6,8 +6,9 @@ MIT license. Re-implemented from the paper and that code's layer names, order an
 official ones. Official checkpoints are ``{'epoch', 'state_dict', 'optimizer'}`` dicts with ``module.`` prefixes;
 :func:`tami.backbones.load` unwraps them.
 
-The axis attention runs through ``scaled_dot_product_attention`` (the learned ``fac`` scales the queries), so memory
-stays linear in the row/column length at 4K/8K; results equal the official softmax to float rounding. The official
+The axis attention runs through ``scaled_dot_product_attention`` on accelerators (the learned ``fac`` scales the
+queries), so memory stays linear in the row/column length at 4K/8K, and through chunked matrix products on CPU, where
+they are faster; both equal the official softmax to float rounding. The official
 class's ``skip_2_1`` convolution is built (it is in every checkpoint) but, as there, never used.
 """
 
@@ -60,6 +61,28 @@ class LayerNorm(nn.Module):
         return self.body(x)
 
 
+_CPU_CHUNK = 1 << 24  # attention-matrix elements per chunk on the CPU path (64 MiB in float32)
+
+
+def softmax_attention(q: Tensor, k: Tensor, v: Tensor, *, fused: bool | None = None) -> Tensor:
+    """``softmax(q kᵀ) v`` over batches of sequences ``(S, L, d)`` (no scaling: LLFormer's logits come scaled).
+
+    ``fused=True`` uses ``scaled_dot_product_attention`` (memory linear in ``L``: the choice on accelerators);
+    ``False`` uses plain matrix products in chunks of sequences (several times faster on CPU for these short heads).
+    ``None`` picks ``False`` on CPU and ``True`` elsewhere; both give the same result to float rounding.
+    """
+    if fused is None:
+        fused = q.device.type != "cpu"
+    if fused:
+        return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+    step = max(1, _CPU_CHUNK // (q.shape[-2] * k.shape[-2]))
+    parts = [
+        torch.softmax(q[i : i + step] @ k[i : i + step].transpose(-2, -1), dim=-1) @ v[i : i + step]
+        for i in range(0, q.shape[0], step)
+    ]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 class AxisAttention(nn.Module):
     """Multi-head self-attention along the last (width) axis of each row, with cosine-similarity logits ·``fac``."""
 
@@ -83,8 +106,7 @@ class AxisAttention(nn.Module):
         q, k, v = (rows(t) for t in self.q3(self.q2(self.q1(x))).chunk(3, dim=1))
         q = F.normalize(q, dim=-1) * self.fac
         k = F.normalize(k, dim=-1)
-        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
-        out = out.reshape(n, heads, h, w, dh).permute(0, 1, 4, 2, 3).reshape(n, c, h, w)
+        out = softmax_attention(q, k, v).reshape(n, heads, h, w, dh).permute(0, 1, 4, 2, 3).reshape(n, c, h, w)
         return self.fin(out)
 
 
