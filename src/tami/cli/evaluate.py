@@ -1,0 +1,146 @@
+"""Score enhanced videos against ground truth: PSNR, SSIM, E_warp and MABD, as pinned in DESIGN.md.
+
+Each folder (GT, --pred, every --method) holds one sub-folder of frames or one video file per video, matched by
+name; frames are matched by file name (video files by order). Frames are quantised to 8 bits first. A video's score
+is the mean over its frames (pairs), a dataset's the mean over its videos.
+
+With several methods the dataset table has the TAMI paper's shape: PSNR, SSIM, E_warp x10^3, MABD x10^3, the rank
+of each method per metric (PSNR/SSIM higher is better, E_warp/MABD lower) and the average rank.
+
+Writes into -o OUT: results.json (everything, with per-frame values and every setting), summary.csv,
+per_video.csv, results.md, and plots/<video>.png (MABD brightness curves and per-frame PSNR; needs matplotlib).
+
+examples:
+  tami evaluate --pred out/retinexformer --gt SDSD-indoor/eval/GT --protocol sdsd-dynamic -o eval/
+  tami evaluate --gt GT/ --method base=out/base --method tami=out/tami -o eval/
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..errors import InputError
+from ..metrics import DEFAULT_METRICS, FlowCache, create_metric, list_metrics
+from ..metrics.evaluation import Evaluator
+from ..metrics.flow import DIS_PRESETS
+from ..metrics.image import CHANNELS, WINDOWS
+from ..metrics.plots import plot_report, plotting_available
+from ..metrics.protocols import PROTOCOLS
+from ..metrics.registry import Metric
+from ..metrics.report import dataset_table, render_text, settings_lines, video_table, write_report
+from ..metrics.temporal import FLOW_SOURCES
+
+NAME = "evaluate"
+HELP = "score enhanced videos against GT (PSNR, SSIM, E_warp, MABD) with paper-style tables"
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("inputs")
+    src.add_argument("--gt", type=Path, required=True, help="GT folder: one sub-folder or video file per video")
+    src.add_argument("--pred", type=Path, default=None, help="output folder of one method (named after the folder)")
+    src.add_argument("--method", action="append", default=[], metavar="NAME=DIR",
+                     help="a method's output folder; repeat to compare several methods")
+    src.add_argument("--input", type=Path, default=None,
+                     help="low-light input folder (only for --flow-source input)")
+    src.add_argument("--bgr-npy", action="store_true", help=".npy frames hold BGR channels (SDSD *_np releases)")
+    sel = parser.add_argument_group("selection")
+    sel.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
+                     help="named split + frame range (DESIGN.md); default: every GT video, all frames")
+    sel.add_argument("--subset", choices=("indoor", "outdoor"), default=None,
+                     help="protocol subset; default: read from the GT path")
+    sel.add_argument("--frames", type=int, default=None, help="score only the first N frames of each video")
+    sel.add_argument("--videos", default=None, help="comma-separated video names to score (default: all)")
+    met = parser.add_argument_group("metrics")
+    met.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                     help=f"comma-separated, from {', '.join(list_metrics())} (default: %(default)s)")
+    met.add_argument("--channel", choices=CHANNELS, default="rgb", help="PSNR/SSIM colour (default: %(default)s)")
+    met.add_argument("--ssim-window", choices=WINDOWS, default="gaussian",
+                     help="gaussian 11x11 sigma 1.5, or uniform 7x7 = skimage default (default: %(default)s)")
+    met.add_argument("--crop-border", type=int, default=0, help="PSNR/SSIM border crop in px (default: 0)")
+    met.add_argument("--flow", choices=("dis", "raft"), default="dis", help="optical flow for E_warp (default: dis)")
+    met.add_argument("--flow-preset", choices=tuple(DIS_PRESETS), default="medium",
+                     help="DIS preset (default: %(default)s)")
+    met.add_argument("--raft-weights", type=Path, default=None, help="local torchvision RAFT weights (--flow raft)")
+    met.add_argument("--flow-source", choices=FLOW_SOURCES, default="gt",
+                     help="video the E_warp flow is estimated on (default: %(default)s)")
+    met.add_argument("--flow-cache", type=Path, default=None,
+                     help="folder caching GT flows across runs (~130 MB per 30-frame 960x512 video)")
+    out = parser.add_argument_group("output")
+    out.add_argument("-o", "--output", type=Path, default=Path("tami_eval"),
+                     help="folder for results.json, CSV, Markdown and plots (default: %(default)s)")
+    out.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+
+
+def _methods(args: argparse.Namespace) -> dict[str, Path]:
+    methods: dict[str, Path] = {}
+    if args.pred is not None:
+        methods[args.pred.resolve().name] = args.pred
+    for spec in args.method:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise InputError(f"--method expects NAME=DIR, got {spec!r}")
+        if name in methods:
+            raise InputError(f"method name {name!r} given twice; names must be unique")
+        methods[name] = Path(folder)
+    if not methods:
+        raise InputError("nothing to evaluate: give --pred DIR or one or more --method NAME=DIR")
+    return methods
+
+
+def _metrics(args: argparse.Namespace) -> list[Metric]:
+    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    options = {
+        "psnr": {"channel": args.channel, "crop_border": args.crop_border},
+        "ssim": {"window": args.ssim_window, "channel": args.channel, "crop_border": args.crop_border},
+        "ewarp": {"flow": args.flow, "preset": args.flow_preset, "source": args.flow_source,
+                  "weights": str(args.raft_weights) if args.raft_weights else None},
+        "mabd": {},
+    }
+    return [create_metric(n, **options.get(n, {})) for n in dict.fromkeys(names)]
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    metrics = _metrics(args)
+    if args.flow_source == "input" and args.input is None and any(m.info.name == "ewarp" for m in metrics):
+        raise InputError("--flow-source input needs the low-light input folder: add --input DIR")
+    evaluator = Evaluator(
+        args.gt, _methods(args), metrics, protocol=args.protocol, subset=args.subset, frames=args.frames,
+        videos=[v.strip() for v in args.videos.split(",")] if args.videos else None, inp=args.input,
+        cache=FlowCache(args.flow_cache), bgr_npy=args.bgr_npy,
+    )
+    with logging_redirect_tqdm(loggers=[logging.getLogger("tami")]):
+        for video in tqdm(evaluator.videos, desc="videos", unit="video", disable=args.quiet, file=sys.stderr):
+            evaluator.evaluate_video(video)
+    seconds = time.perf_counter() - start
+    report = evaluator.report(command=shlex.join(["tami", *sys.argv[1:]]), seconds=seconds)
+
+    for method in report.methods:
+        print(f"\n{method.name}: per video")
+        print(render_text(*video_table(report, method)))
+    print("\ndataset" + (f" ({report.protocol['name']}, {report.protocol['subset']})" if report.protocol else ""))
+    print(render_text(*dataset_table(report)))
+    for line in settings_lines(report):
+        print(f"  {line}")
+
+    written = write_report(report, args.output)
+    if not args.no_plots:
+        if plotting_available():
+            written += plot_report(report, args.output / "plots")
+        else:
+            logger.info("plots skipped: matplotlib is not installed (pip install \"tami[plot]\")")
+    frames = sum(len(v.frames) for v in report.methods[0].videos.values())
+    logger.info("wrote %d files to %s", len(written), args.output)
+    logger.info("Evaluated %d videos x %d methods (%d frames per method) in %.1f seconds",
+                len(evaluator.videos), len(report.methods), frames, time.perf_counter() - start)
+    return 0

@@ -1,0 +1,216 @@
+"""Score methods' outputs against a GT dataset: find videos, match frames, load, score, collect a report.
+
+Layout: the GT folder and each method folder hold one sub-folder of frames or one video file per video, matched by
+name (folder name or file stem); a folder of frames (or a single video file) is also accepted as a one-video
+dataset. Frames of folders are matched by name; video files are matched by order. Without a frame range the frame
+counts must be equal; a protocol's range (e.g. the first 30 frames) is taken from the GT order.
+
+Each GT video is read once per run and shared by all methods (:class:`~tami.metrics.reference.Reference`), so its
+flow and brightness curve are computed once whatever the number of methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key, open_video
+from ..errors import InputError
+from .flow import FlowCache
+from .reference import Reference
+from .registry import Metric
+from .report import EvaluationReport, MethodScores, VideoScores
+from .temporal import brightness_changes_u8
+from .protocols import get_protocol
+
+logger = logging.getLogger(__name__)
+
+
+def discover_videos(root: str | os.PathLike[str], *, role: str = "input") -> dict[str, Path]:
+    """Videos under ``root`` by name: sub-folders and video files; ``root`` itself when it is one video.
+
+    Raises:
+        InputError: ``root`` is missing or holds no video, or two entries share a name.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{role} folder not found: {root}")
+    if root.is_file():
+        return {root.stem: root}
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    videos = [p for p in entries if p.is_dir() or (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)]
+    if not videos:
+        if any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in entries):
+            return {root.name: root}
+        raise InputError(f"{role} folder {root} holds no videos: expected sub-folders of frames or video files")
+    out: dict[str, Path] = {}
+    for path in sorted(videos, key=lambda p: natural_key(p.name)):
+        name = path.name if path.is_dir() else path.stem
+        if name in out:
+            raise InputError(f"{role} folder {root} has two videos named {name!r}: {out[name].name} and {path.name}")
+        out[name] = path
+    return out
+
+
+def _quantize_frame(frame: np.ndarray) -> np.ndarray:
+    out = np.empty(frame.shape, dtype=np.uint8)
+    np.rint(np.clip(frame, 0.0, 1.0) * 255.0, out=out, casting="unsafe")
+    return out
+
+
+def _read(path: Path, indices: list[int], *, bgr_npy: bool) -> np.ndarray:
+    """Frames ``indices`` (any order) of a video as ``(N, H, W, 3) uint8``, decoding only up to the last one."""
+    wanted = set(indices)
+    last = max(indices)
+    got: dict[int, np.ndarray] = {}
+    with open_video(path, bgr_npy=bgr_npy) as reader:
+        for i, frame in enumerate(reader):
+            if i in wanted:
+                got[i] = _quantize_frame(frame)
+            if i >= last:
+                break
+    return np.stack([got[i] for i in indices])
+
+
+def _frame_names(path: Path, *, bgr_npy: bool) -> tuple[list[str], bool]:
+    """Frame names and whether they are real names (folders, images) rather than positions (video files)."""
+    with open_video(path, bgr_npy=bgr_npy) as reader:
+        return reader.frame_names(), reader.info.kind != "file"
+
+
+class Evaluator:
+    """Scores one or more methods against a GT dataset, one video at a time.
+
+    Args:
+        gt: GT folder (see the module docstring for the layout).
+        methods: method name -> output folder.
+        metrics: the metrics to compute (see :func:`tami.metrics.create_metric`).
+        protocol: a named protocol (``"sdsd-dynamic"``, ``"sdsd-static"``) restricting videos and frames.
+        subset: the protocol's subset (``"indoor"``/``"outdoor"``); default: read from the GT path.
+        frames: score only the first ``frames`` GT frames (overrides the protocol's range).
+        videos: score only these videos.
+        inp: low-light input folder, needed for E_warp with flow on the input.
+        cache: flow cache shared by all videos (e.g. with a disk folder); default: in memory.
+        bgr_npy: ``.npy`` frames hold BGR channels (SDSD ``*_np`` releases).
+
+    Raises:
+        InputError: missing folders, videos absent from the GT or from a method (named), unknown protocol.
+    """
+
+    def __init__(self, gt: str | os.PathLike[str], methods: dict[str, str | os.PathLike[str]], metrics: list[Metric],
+                 *, protocol: str | None = None, subset: str | None = None, frames: int | None = None,
+                 videos: list[str] | None = None, inp: str | os.PathLike[str] | None = None,
+                 cache: FlowCache | None = None, bgr_npy: bool = False) -> None:
+        if not methods:
+            raise InputError("no method to evaluate: give --pred DIR or --method NAME=DIR")
+        if not metrics:
+            raise InputError("no metric selected")
+        if frames is not None and frames < 1:
+            raise InputError(f"frames must be >= 1, got {frames}")
+        self.gt_root = Path(gt)
+        self.metrics = metrics
+        self.bgr_npy = bgr_npy
+        self.cache = cache if cache is not None else FlowCache()
+        gt_videos = discover_videos(self.gt_root, role="GT")
+        self.protocol: dict[str, object] | None = None
+        self.limit = frames
+        if protocol is not None:
+            proto = get_protocol(protocol)
+            chosen = proto.subset_of(self.gt_root, subset)
+            self.protocol = proto.to_dict(chosen)
+            names = list(proto.videos[chosen])
+            self.limit = frames if frames is not None else proto.frames
+            absent = [n for n in names if n not in gt_videos]
+            if absent:
+                raise InputError(
+                    f"video {absent[0]!r} of protocol {proto.name} ({chosen}) is missing from the GT folder "
+                    f"{self.gt_root}" + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+                )
+        else:
+            names = list(gt_videos)
+        if videos:
+            unknown = [v for v in videos if v not in names]
+            if unknown:
+                raise InputError(f"video {unknown[0]!r} is not among the GT videos ({', '.join(names[:8])}...)")
+            names = [n for n in names if n in videos]
+        self.videos = names
+        self.gt_paths = {n: gt_videos[n] for n in names}
+        self.method_paths: dict[str, dict[str, Path]] = {}
+        for method, root in methods.items():
+            found = discover_videos(root, role=f"method {method!r}")
+            if len(found) == 1 and len(names) == 1:  # one video each: names need not agree
+                found = {names[0]: next(iter(found.values()))}
+            for n in names:
+                if n not in found:
+                    raise InputError(f"video {n!r} is missing from method {method!r} ({root}): expected a folder "
+                                     f"or video file named {n}")
+            self.method_paths[method] = {n: found[n] for n in names}
+        self.inp_paths: dict[str, Path] | None = None
+        if inp is not None:
+            found = discover_videos(inp, role="input")
+            missing = [n for n in names if n not in found]
+            if missing:
+                raise InputError(f"video {missing[0]!r} is missing from the input folder {inp}")
+            self.inp_paths = {n: found[n] for n in names}
+        self.results = {m: MethodScores(m, str(Path(p))) for m, p in methods.items()}
+        self.gt_brightness: dict[str, np.ndarray] = {}
+
+    def _match(self, video: str, who: str, path: Path, gt_names: list[str], gt_total: int,
+               gt_by_name: bool) -> list[int]:
+        """Indices of ``path``'s frames that correspond to ``gt_names`` (the scored GT frames)."""
+        names, by_name = _frame_names(path, bgr_npy=self.bgr_npy)
+        limited = self.limit is not None
+        if not limited and len(names) != gt_total:
+            raise InputError(f"video {video!r}: {who} has {len(names)} frames, GT has {gt_total}; frame counts must "
+                             "match (or restrict the range with --frames/--protocol)")
+        if by_name and gt_by_name:
+            index = {n: i for i, n in enumerate(names)}
+            missing = [n for n in gt_names if n not in index]
+            if missing:
+                raise InputError(f"video {video!r}: {who} lacks frame {missing[0]!r}"
+                                 + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                                 + f" of the GT ({path}); frames are matched by file name")
+            return [index[n] for n in gt_names]
+        if len(names) < len(gt_names):
+            raise InputError(f"video {video!r}: {who} has {len(names)} frames, {len(gt_names)} are scored")
+        return list(range(len(gt_names)))
+
+    def evaluate_video(self, video: str) -> None:
+        """Score every method on ``video`` (results accumulate in :attr:`results`)."""
+        gt_path = self.gt_paths[video]
+        all_names, gt_by_name = _frame_names(gt_path, bgr_npy=self.bgr_npy)
+        gt_names = all_names[: self.limit] if self.limit is not None else all_names
+        temporal = any(m.info.temporal for m in self.metrics)
+        if temporal and len(gt_names) < 2:
+            raise InputError(f"video {video!r}: E_warp and MABD need at least 2 frames, the GT has {len(gt_names)}")
+        gt = _read(gt_path, list(range(len(gt_names))), bgr_npy=self.bgr_npy)
+        inp = None
+        if self.inp_paths is not None:
+            idx = self._match(video, "the input", self.inp_paths[video], gt_names, len(all_names), gt_by_name)
+            inp = self._checked(video, "the input", _read(self.inp_paths[video], idx, bgr_npy=self.bgr_npy), gt)
+        ref = Reference(gt, inp=inp, name=video, cache=self.cache)
+        if temporal:
+            self.gt_brightness[video] = ref.brightness_changes()
+        for method, paths in self.method_paths.items():
+            who = f"method {method!r}"
+            idx = self._match(video, who, paths[video], gt_names, len(all_names), gt_by_name)
+            pred = self._checked(video, who, _read(paths[video], idx, bgr_npy=self.bgr_npy), gt)
+            values = {m.info.name: m.values(pred, ref) for m in self.metrics}
+            scores = {m.info.name: m.score(values[m.info.name]) for m in self.metrics}
+            curve = brightness_changes_u8(pred) if temporal else None
+            self.results[method].videos[video] = VideoScores(video, list(gt_names), values, scores, curve)
+
+    @staticmethod
+    def _checked(video: str, who: str, frames: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        if frames.shape != gt.shape:
+            raise InputError(f"video {video!r}: {who} frames are {frames.shape[2]}x{frames.shape[1]}, GT frames "
+                             f"are {gt.shape[2]}x{gt.shape[1]}; resize the output to the GT size")
+        return frames
+
+    def report(self, *, command: str | None = None, seconds: float = 0.0) -> EvaluationReport:
+        """The results so far as an :class:`~tami.metrics.report.EvaluationReport`."""
+        return EvaluationReport(self.metrics, list(self.results.values()), str(self.gt_root), self.protocol,
+                                dict(self.gt_brightness), command, seconds)
