@@ -151,8 +151,16 @@ def _mp4_bytes(tmp_path: Path) -> bytes:
 
 
 def test_bad_inputs_give_one_clear_error_each(tmp_path: Path) -> None:
-    data = _mp4_bytes(tmp_path)
+    data = _mp4_bytes(tmp_path)  # index (moov) at the front: decoding stops early
     (tmp_path / "trunc.mp4").write_bytes(data[: len(data) // 2])
+    with av.open(str(tmp_path / "ok.mp4")) as src, av.open(str(tmp_path / "tail.mp4"), "w") as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])  # remux with the index at the end
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    tail = (tmp_path / "tail.mp4").read_bytes()
+    (tmp_path / "trunc_tail.mp4").write_bytes(tail[: len(tail) // 2])
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "corrupt.mp4").write_bytes(b"not a video" * 50)
     (tmp_path / "nothing").mkdir()
@@ -162,7 +170,7 @@ def test_bad_inputs_give_one_clear_error_each(tmp_path: Path) -> None:
     cv2.imwrite(str(mixed / "0.png"), np.zeros((4, 4, 3), np.uint8))
     cv2.imwrite(str(mixed / "1.png"), np.zeros((5, 4, 3), np.uint8))
     (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
-    cases = {"trunc.mp4": "truncated", "empty.mp4": "empty", "corrupt.mp4": "corrupt", "nothing": "no frames",
+    cases = {"trunc.mp4": "truncated", "trunc_tail.mp4": "truncated", "empty.mp4": "empty", "corrupt.mp4": "corrupt", "nothing": "no frames",
              "bad.png": "cannot decode", "missing.mp4": "not found"}
     for name, words in cases.items():
         with pytest.raises(InputError, match=words):

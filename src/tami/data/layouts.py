@@ -3,7 +3,10 @@
 Each layout function turns a root folder and a split into a list of :class:`VideoPair` (frame file paths, no pixels
 read). Layouts and their official splits are described in ``DATASETS.md``; the named SDSD protocols are
 ``sdsd-dynamic`` (the original release and its test split) and ``sdsd-static`` (the SNR-Aware / Retinexformer
-split). Test splits default to the frame range their protocol evaluates (the first 30 frames).
+split). Test splits default to the frame range their protocol evaluates (the first 30 frames, as SNR-Aware does);
+Retinexformer's way of scoring ``sdsd-static`` (all frames, resized to 960x512) is
+``build_dataset("sdsd", root, split="test", protocol="sdsd-static", frames=slice(None), resize=(512, 960))``.
+The common SMID loaders also resize to 960x512: pass ``resize=(512, 960)``.
 """
 
 from __future__ import annotations

@@ -88,16 +88,19 @@ def to_float_rgb(array: np.ndarray, *, bgr: bool, source: str | os.PathLike[str]
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise InputError(f"{source}: got an image of shape {array.shape}, expected (H, W), (H, W, 3) or (H, W, 4)")
     array = array[:, :, :3]
-    if bgr:
-        array = array[:, :, ::-1]
-    if array.dtype == np.uint8:
-        out = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        out = array.astype(np.float32) / 65535.0
-    elif np.issubdtype(array.dtype, np.floating):
-        out = np.clip(array.astype(np.float32), 0.0, 1.0)
-    else:
+    if array.dtype not in (np.uint8, np.uint16) and not np.issubdtype(array.dtype, np.floating):
         raise InputError(f"{source}: got pixel type {array.dtype}, expected uint8, uint16 or float in [0, 1]")
+    if bgr:
+        # OpenCV's channel swap is several times faster than a reversed numpy view plus copy.
+        array = cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_BGR2RGB) \
+            if array.dtype in (np.uint8, np.uint16, np.float32) else array[:, :, ::-1]
+    out = array.astype(np.float32)
+    if array.dtype == np.uint8:
+        out /= np.float32(255.0)
+    elif array.dtype == np.uint16:
+        out /= np.float32(65535.0)
+    else:
+        np.clip(out, 0.0, 1.0, out=out)
     return np.ascontiguousarray(out)
 
 
@@ -383,7 +386,9 @@ class VideoWriter:
         if _have_pyav():
             import av
 
-            container = av.open(str(self._tmp), mode="w")
+            # mp4/mov: index at the front ("faststart"), so players can start before the download ends.
+            faststart = self.path.suffix.lower() in (".mp4", ".m4v", ".mov")
+            container = av.open(str(self._tmp), mode="w", options={"movflags": "+faststart"} if faststart else {})
             rate = Fraction(self.fps).limit_denominator(1001)
             codec = "libx264rgb" if self.lossless else "libx264"
             stream = container.add_stream(codec, rate=rate)
