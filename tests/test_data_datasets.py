@@ -211,3 +211,12 @@ def test_dataloader_batches_clips(tmp_path: Path) -> None:
     batches = list(loader)
     assert [b["lq"].shape[0] for b in batches] == [2, 2, 1]
     assert batches[0]["lq"].shape == (2, 2, 3, H, W)
+
+
+def test_sdsd_protocols_agree_with_the_evaluation_protocols() -> None:
+    from tami.data.layouts import PROTOCOLS
+    from tami.metrics.protocols import PROTOCOLS as EVAL
+
+    for name, proto in PROTOCOLS.items():
+        assert {k: set(v) for k, v in proto.test.items()} == {k: set(v) for k, v in EVAL[name].videos.items()}
+        assert proto.test_frames == slice(0, EVAL[name].frames)
