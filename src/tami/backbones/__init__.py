@@ -7,7 +7,12 @@ from .base import Backbone, Encoded, count_parameters, crop_to, freeze, pad_to_m
 from .registry import BACKBONES, PRESETS, Preset, create, default_config, names, preset_names, register_preset
 
 # Backbone modules register themselves on import; the list is explicit on purpose.
-# from . import retinexformer  (each backbone module adds its import here)
+from . import retinexformer  # noqa: E402,F401  isort:skip
+from . import restormer  # noqa: E402,F401  isort:skip
+from . import hvi_cidnet  # noqa: E402,F401  isort:skip
+from . import snr_aware  # noqa: E402,F401  isort:skip
+from . import llformer  # noqa: E402,F401  isort:skip
+from . import urwkv  # noqa: E402,F401  isort:skip
 
 from .checkpoints import load, load_state_dict, read_checkpoint, save  # noqa: E402
 

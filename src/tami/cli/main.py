@@ -13,10 +13,10 @@ from types import ModuleType
 
 from .. import __version__
 from ..errors import TamiError
-from . import convert, info
+from . import convert, data, evaluate, info, synth, train
 
 # Every subcommand module defines NAME, HELP, add_arguments(parser) and run(args) -> int.
-COMMANDS: tuple[ModuleType, ...] = (info, convert)
+COMMANDS: tuple[ModuleType, ...] = (info, convert, train, data, synth, evaluate)
 
 logger = logging.getLogger("tami")
 
