@@ -128,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
     for method in report.methods:
         print(f"\n{method.name}: per video")
         print(render_text(*video_table(report, method)))
-    print("\ndataset" + (f" ({report.protocol['name']}, {report.protocol['subset']})" if report.protocol else ""))
+    proto = report.protocol or {}
+    print(f"\ndataset: {len(evaluator.videos)} videos, protocol {proto.get('name')}"
+          + (f" ({proto['subset']})" if proto.get("subset") else ""))
     print(render_text(*dataset_table(report)))
     for line in settings_lines(report):
         print(f"  {line}")

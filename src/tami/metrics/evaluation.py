@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +24,8 @@ from .flow import FlowCache
 from .reference import Reference
 from .registry import Metric
 from .report import EvaluationReport, MethodScores, VideoScores
-from .temporal import brightness_changes_u8
 from .protocols import get_protocol
+from .temporal import brightness_changes_u8
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Evaluator:
         self.bgr_npy = bgr_npy
         self.cache = cache if cache is not None else FlowCache()
         gt_videos = discover_videos(self.gt_root, role="GT")
-        self.protocol: dict[str, object] | None = None
+        self.protocol: dict[str, Any] | None = None
         self.limit = frames
         if protocol is not None:
             proto = get_protocol(protocol)
@@ -137,6 +138,12 @@ class Evaluator:
                 raise InputError(f"video {unknown[0]!r} is not among the GT videos ({', '.join(names[:8])}...)")
             names = [n for n in names if n in videos]
         self.videos = names
+        if self.protocol is None:
+            span = f"first {self.limit} frames" if self.limit is not None else "all frames"
+            self.protocol = {"name": "none", "subset": None, "description": f"every GT video given, {span}",
+                             "videos": list(names), "frames": self.limit}
+        else:
+            self.protocol.update(videos=list(names), frames=self.limit)
         self.gt_paths = {n: gt_videos[n] for n in names}
         self.method_paths: dict[str, dict[str, Path]] = {}
         for method, root in methods.items():

@@ -170,7 +170,8 @@ def settings_lines(report: EvaluationReport) -> list[str]:
     lines = [f"{m.info.table_label}: {m.describe()}" for m in report.metrics]
     if report.protocol:
         p = report.protocol
-        lines.append(f"protocol: {p['name']} ({p['subset']}): {p['description']}")
+        subset = f" ({p['subset']})" if p.get("subset") else ""
+        lines.append(f"protocol: {p['name']}{subset}: {p['description']}")
     lines.append("frames quantised to 8 bits; video score = mean over frames (pairs); dataset = mean over videos")
     return lines
 
