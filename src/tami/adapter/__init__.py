@@ -1,0 +1,25 @@
+"""The TAMI temporal adapter: bounded memory, ICMem, IGFE and the :class:`TAMI` model.
+
+``TAMI(backbone, config)`` / ``TAMI.from_preset(backbone)`` wrap a frozen split backbone; ``init_state`` +
+``step`` stream frames, ``forward_clip`` runs training clips; :mod:`tami.adapter.io` saves and loads weights.
+"""
+
+from .io import load_adapter, load_model, save_adapter, save_model
+from .memory import KVMemory, topm_readout
+from .model import TAMI, StreamState, TAMIConfig
+from .presets import PRESETS, adapter_parameter_count, preset_config
+
+__all__ = [
+    "PRESETS",
+    "TAMI",
+    "KVMemory",
+    "StreamState",
+    "TAMIConfig",
+    "adapter_parameter_count",
+    "load_adapter",
+    "load_model",
+    "preset_config",
+    "save_adapter",
+    "save_model",
+    "topm_readout",
+]

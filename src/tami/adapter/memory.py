@@ -1,0 +1,164 @@
+"""The bounded frame memory of TAMI and its retrieval rule.
+
+:class:`KVMemory` keeps the last ``k`` frames in a ring buffer of fixed capacity (optionally plus the first frame of
+the video in a permanent slot, counted apart). Each stored frame contributes one token per cell of the memory grid:
+
+* a key ``K`` (``key_dim``) - the *semantic bank* maps keys to values;
+* a value ``V`` (``value_dim``) - the *illumination bank* maps values to illumination;
+* an illumination value ``I`` (1 channel, in [0, 1]).
+
+Retrieval is the two-stage match & readout of the paper, with one rule in training and inference
+(:func:`topm_readout`): the similarity of query ``q`` and memory key ``m`` is ``(2 m.q - |m|^2) / sqrt(D)``
+(the negative squared distance up to a per-query constant); for each query the ``top_m`` largest similarities are
+kept and soft-maxed, the others get zero weight (``top_m`` at least the number of entries = full softmax).
+Queries are processed in chunks, so the similarity matrix never exceeds ``B x chunk x entries`` elements.
+
+Writes are in place when no gradient is recorded (inference: the buffers are allocated once at the first write and
+never grow) and out of place when autograd is recording (training: earlier frames' graphs keep their tensors, so
+gradients flow through the memory into earlier frames until :meth:`KVMemory.detach` truncates them).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import InputError
+
+
+def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None, chunk: int = 1024) -> Tensor:
+    """Soft-max readout over the ``top_m`` most similar memory entries of every query.
+
+    ``S[p, n] = (2 k_n . q_p - |k_n|^2) / sqrt(D)``; ``A[p] = softmax`` over the ``top_m`` largest ``S[p, :]``
+    (zero weight elsewhere); ``out[p] = sum_n A[p, n] values[n]``.
+
+    Args:
+        query: ``(B, Nq, D)`` float.
+        keys: ``(B, M, D)`` memory keys (same dtype/device).
+        values: ``(B, M, Dv)`` memory values.
+        top_m: entries kept per query; ``None`` or ``>= M`` = full softmax.
+        chunk: queries processed at once (bounds the ``(B, chunk, M)`` similarity block).
+
+    Returns:
+        ``(B, Nq, Dv)`` readout.
+    """
+    batch, entries, dim = keys.shape
+    scale = dim**-0.5
+    neg_sq = keys.pow(2).sum(-1).unsqueeze(1).mul(-scale)  # (B, 1, M)
+    keys_t = keys.transpose(1, 2)  # (B, D, M)
+    full = top_m is None or top_m >= entries
+    if not full:
+        flat_values = values.reshape(batch * entries, values.shape[-1])
+        offsets = (torch.arange(batch, device=keys.device) * entries).view(batch, 1, 1)
+    out = []
+    for start in range(0, query.shape[1], max(1, chunk)):
+        q = query[:, start : start + chunk]
+        sim = torch.baddbmm(neg_sq, q, keys_t, alpha=2.0 * scale)  # (B, qc, M)
+        if full:
+            out.append(torch.bmm(sim.softmax(-1), values))
+            continue
+        best, index = sim.topk(top_m, dim=-1)  # (B, qc, m)
+        weight = best.softmax(-1)
+        picked = flat_values.index_select(0, (index + offsets).reshape(-1))
+        picked = picked.view(batch, q.shape[1], top_m, -1)  # (B, qc, m, Dv)
+        out.append(torch.matmul(weight.unsqueeze(-2), picked).squeeze(-2))
+    return torch.cat(out, 1)
+
+
+class KVMemory:
+    """Fixed-capacity memory of the last ``frames`` frames of one video (per batch element).
+
+    Args:
+        frames: ``k``, frames kept in the ring buffer (FIFO).
+        pin_first: additionally keep the video's first frame permanently (one extra slot, counted apart).
+
+    Attributes:
+        keys: ``(B, slots, n, key_dim)`` or ``None`` before the first write; ``values`` ``(B, slots, n, value_dim)``,
+            ``illu`` ``(B, slots, n, 1)`` likewise; ``n`` = cells of the memory grid.
+        written: frames written since the reset (also those already evicted).
+    """
+
+    def __init__(self, frames: int, *, pin_first: bool = False) -> None:
+        if frames < 1:
+            raise InputError(f"memory_frames must be at least 1, got {frames}")
+        self.frames = frames
+        self.pin_first = pin_first
+        self.capacity = frames + int(pin_first)
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+        self.illu: Tensor | None = None
+        self.grid: tuple[int, int] | None = None
+        self.written = 0
+
+    def __len__(self) -> int:
+        """Frames currently held (ring plus pinned), never more than ``capacity``."""
+        return min(self.written, self.capacity)
+
+    @property
+    def ring_frames(self) -> int:
+        """Frames held in the FIFO part (at most ``frames``)."""
+        return max(0, len(self) - int(self.pin_first and self.written > 0))
+
+    def _slot(self) -> int:
+        if self.pin_first:
+            return 0 if self.written == 0 else 1 + (self.written - 1) % self.frames
+        return self.written % self.frames
+
+    def write(self, key: Tensor, value: Tensor, illu: Tensor) -> None:
+        """Store one frame, evicting the oldest ring entry when full.
+
+        Args:
+            key: ``(B, key_dim, h, w)``; value: ``(B, value_dim, h, w)``; illu: ``(B, 1, h, w)`` in [0, 1].
+
+        Raises:
+            InputError: the frame's batch or grid differs from the frames already stored.
+        """
+        grid = tuple(key.shape[-2:])
+        tensors = [t.flatten(2).transpose(1, 2) for t in (key, value, illu)]  # (B, n, C)
+        if self.keys is None:
+            self.grid = grid
+            self.keys, self.values, self.illu = (
+                t.new_zeros(t.shape[0], self.capacity, *t.shape[1:]) for t in tensors
+            )
+        elif grid != self.grid or key.shape[0] != self.keys.shape[0]:
+            raise InputError(
+                f"memory holds batch {self.keys.shape[0]} at grid {self.grid}, got batch {key.shape[0]} at grid "
+                f"{grid}; start a new state (TAMI.init_state) for each video and keep the frame size fixed"
+            )
+        slot = self._slot()
+        stored = [self.keys, self.values, self.illu]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in stored + tensors):
+            index = torch.tensor([slot], device=key.device)
+            stored = [torch.index_copy(s, 1, index, t.unsqueeze(1)) for s, t in zip(stored, tensors)]
+        else:
+            for s, t in zip(stored, tensors):
+                s[:, slot] = t
+        self.keys, self.values, self.illu = stored
+        self.written += 1
+
+    def read(self, query: Tensor, top_m: int | None, chunk: int) -> tuple[Tensor, Tensor]:
+        """Two-stage match & readout for ``query`` ``(B, key_dim, h, w)`` (same grid as the stored frames).
+
+        Stage 1 reads values with the query against the keys (``F_hp``); stage 2 reads illumination with
+        ``F_hp`` against the values (``I_ip``). Call only on a non-empty memory (the caller uses a zero prior).
+
+        Returns:
+            ``F_hp`` ``(B, value_dim, h, w)`` and ``I_ip`` ``(B, 1, h, w)`` in [0, 1].
+        """
+        batch, _, h, w = query.shape
+        if self.keys is None:
+            raise InputError("the memory is empty; write a frame before reading")
+        used = len(self)
+        keys, values, illu = (t[:, :used].reshape(batch, -1, t.shape[-1]) for t in (self.keys, self.values, self.illu))
+        q = query.flatten(2).transpose(1, 2)
+        f_hp = topm_readout(q, keys, values, top_m, chunk)
+        i_ip = topm_readout(f_hp, values, illu, top_m, chunk)
+        return f_hp.transpose(1, 2).reshape(batch, -1, h, w), i_ip.transpose(1, 2).reshape(batch, 1, h, w)
+
+    def detach(self) -> None:
+        """Cut the autograd history of the stored tensors (truncated back-propagation through time)."""
+        self.keys, self.values, self.illu = (None if t is None else t.detach() for t in (self.keys, self.values, self.illu))
+
+    def nbytes(self) -> int:
+        """Bytes held by the buffers."""
+        return sum(t.numel() * t.element_size() for t in (self.keys, self.values, self.illu) if t is not None)

@@ -1,0 +1,351 @@
+"""TAMI: a frozen image backbone plus the trainable temporal adapter (ICMem + memory + IGFE).
+
+Per frame ``t`` (``step`` and ``forward_clip`` share :meth:`TAMI._frame`):
+
+1. pad ``lq`` to the backbone's ``multiple_of``; ``enc = E(lq)`` (the only encoder pass on the input);
+2. working grid ``(hm, wm)`` = injection map scaled by ``memory_scale`` (capped at ``memory_max_tokens`` cells);
+   ``F_ls = LEnc(area-resize(enc.key))``, ``K = LPrj(F_ls)``;
+3. two-stage match & readout from the memory of earlier frames -> ``F_hp``, ``I_ip`` (zeros when empty);
+4. ``(F_en, h) = IR(F_ls, I_ip, h)``;
+5. ``out = D(enc, adapt = z -> z + gamma * IGFE(z, F_en, I_ip))``, cropped back to the input size;
+6. write: ``hq`` = ``out`` (or ``gt`` under teacher forcing); ``F_hs = HEnc(E(hq resized to the working grid).key)``
+   (the second and last encoder pass, at the working resolution); ``(V, h) = HPrj(F_ls, F_hs, h)``;
+   ``I = IEnc(hq)`` (weights frozen in this path); store ``(K, V, I)``.
+
+With ``memory_scale = 1`` this is exactly the paper's data flow; with ``s < 1`` the whole memory side (projectors,
+memory, refiner, hidden state, value encoding) runs on the ``s``-downscaled map, in training and inference alike,
+so each memory token covers the same image area at training crops and at full frames.
+
+Per-frame ``aux`` keys (all on the working grid ``(hm, wm)``; what :mod:`tami.losses` reads):
+
+* ``f_ls`` ``(B, C, hm, wm)``: ``F_ls``; ``key`` ``(B, key_dim, hm, wm)``: ``K``;
+* ``prior`` ``(B, 1, hm, wm)``: the retrieved illumination prior ``I_ip`` (zeros when the memory was empty);
+* ``memory_frames`` ``()`` long: frames in memory when this frame read it;
+* ``lq_small`` ``(B, 3, hm, wm)``: the (padded) input area-downscaled; ``illu_lq``: ``IEnc(lq_small)`` with
+  trainable weights and detached input (``L_lq`` of ``L_IM``);
+* only when the frame was written: ``f_hs`` ``(B, C, hm, wm)``: ``F_hs``; ``value``: ``V``; ``hq_small``
+  ``(B, 3, hm, wm)``: the written image (output or gt) downscaled and detached; ``illu`` ``(B, 1, hm, wm)``:
+  ``I = IEnc(hq)`` with frozen weights (gradient reaches the output); ``illu_hq``: ``IEnc(hq_small)`` with trainable
+  weights and detached input (``L_hq``); ``teacher`` ``(B,)`` bool: samples written from ``gt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..backbones.base import Backbone, crop_to, freeze, pad_to_multiple
+from ..errors import InputError
+from .icmem import ICMem
+from .igfe import IGFE
+from .memory import KVMemory
+from .ops import resize_to, scaled_grid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TAMIConfig:
+    """Hyper-parameters of the adapter (independent of the backbone's width ``C``).
+
+    Attributes:
+        key_dim: ``Ck``, memory key width. value_dim: ``Cv``. hidden_dim: ``Ch``, recurrent state width.
+        illu_dim: ``Ci``, width of ``F_en`` and of the illumination encoder.
+        igfe_blocks: IGFE blocks ``L`` (the paper figure shows 3). igfe_dim: embedding width ``E`` (``None``: ``C``);
+            a multiple of ``2 * heads``. heads: attention heads. ffn_expansion: IGFE FFN ratio (gated, 8/3).
+        igfe_pool: token cell size on the injection map (paper: 2 at H/8). igfe_max_tokens: token cap; above it the
+            cells grow (``None``: no cap).
+        prior_alpha: photometric bias scale (200). heads_range: head decay spread (4).
+        temperature_init: initial per-head attention temperature (persisted; ``1/ln(1024)``: a 32x32 map).
+        memory_frames: ``k``, frames in the FIFO. pin_first: also keep the video's first frame (counted apart).
+        top_m: memory entries kept per query in the softmax (``None``: full softmax).
+        memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
+        memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
+        query_chunk: queries per retrieval/attention chunk (bounds temporary memory).
+    """
+
+    key_dim: int = 32
+    value_dim: int = 128
+    hidden_dim: int = 32
+    illu_dim: int = 64
+    igfe_blocks: int = 3
+    igfe_dim: int | None = None
+    heads: int = 4
+    ffn_expansion: float = 8 / 3
+    igfe_pool: int = 2
+    igfe_max_tokens: int | None = 4096
+    prior_alpha: float = 200.0
+    heads_range: float = 4.0
+    temperature_init: float = 1.0 / math.log(1024)
+    memory_frames: int = 4
+    pin_first: bool = False
+    top_m: int | None = 16
+    memory_scale: float = 1.0
+    memory_max_tokens: int | None = 4096
+    query_chunk: int = 1024
+
+    def __post_init__(self) -> None:
+        positive = ["key_dim", "value_dim", "hidden_dim", "illu_dim", "igfe_blocks", "heads", "igfe_pool",
+                    "memory_frames", "query_chunk"]
+        for name in positive:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InputError(f"TAMIConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("igfe_max_tokens", "memory_max_tokens", "top_m", "igfe_dim"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InputError(f"TAMIConfig.{name} must be a positive integer or None, got {value!r}")
+        if self.igfe_dim is not None and self.igfe_dim % (2 * self.heads):
+            raise InputError(
+                f"TAMIConfig.igfe_dim must be a multiple of 2 * heads = {2 * self.heads}, got {self.igfe_dim}"
+            )
+        if not 0 < self.memory_scale <= 1:
+            raise InputError(f"TAMIConfig.memory_scale must be in (0, 1], got {self.memory_scale}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TAMIConfig":
+        """Build from a dict; unknown keys raise :class:`InputError` naming the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown TAMI option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+@dataclass
+class StreamState:
+    """Everything TAMI remembers about one batch of videos: the memory and the recurrent hidden state.
+
+    Attributes:
+        memory: the bounded frame memory. hidden: ``(B, hidden_dim, hm, wm)`` or ``None`` before the first frame.
+        index: frames processed since the reset.
+    """
+
+    memory: KVMemory
+    hidden: Tensor | None = None
+    index: int = 0
+    batch: int = field(default=1)
+
+    def detach(self) -> "StreamState":
+        """Cut gradients to earlier frames (truncated BPTT); modifies and returns the state."""
+        self.memory.detach()
+        if self.hidden is not None:
+            self.hidden = self.hidden.detach()
+        return self
+
+
+class TAMI(nn.Module):
+    """A frozen image ``backbone`` made temporal by the TAMI adapter.
+
+    Args:
+        backbone: a split backbone (:class:`tami.backbones.Backbone`); frozen and kept in eval mode here.
+        config: adapter hyper-parameters (default :class:`TAMIConfig`).
+    """
+
+    def __init__(self, backbone: Backbone, config: TAMIConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or TAMIConfig()
+        self.backbone = freeze(backbone)
+        c = backbone.inject_channels
+        cfg = self.config
+        self.icmem = ICMem(c, cfg.key_dim, cfg.value_dim, cfg.hidden_dim, cfg.illu_dim)
+        self.igfe = IGFE(
+            c,
+            cfg.illu_dim,
+            blocks=cfg.igfe_blocks,
+            dim=cfg.igfe_dim or c,
+            heads=cfg.heads,
+            ffn_expansion=cfg.ffn_expansion,
+            pool=cfg.igfe_pool,
+            max_tokens=cfg.igfe_max_tokens,
+            alpha=cfg.prior_alpha,
+            heads_range=cfg.heads_range,
+            temperature_init=cfg.temperature_init,
+            chunk=cfg.query_chunk,
+        )
+
+    @classmethod
+    def from_preset(cls, backbone: Backbone, **overrides: Any) -> "TAMI":
+        """The adapter sized for ``backbone.arch`` (:mod:`tami.adapter.presets`), with option overrides."""
+        from .presets import preset_config
+
+        return cls(backbone, preset_config(backbone.arch, **overrides))
+
+    def train(self, mode: bool = True) -> "TAMI":
+        """Set the adapter's mode; the backbone always stays in eval mode."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters (everything but the backbone)."""
+        return [p for n, p in self.named_parameters() if not n.startswith("backbone.")]
+
+    def adapter_state_dict(self) -> dict[str, Tensor]:
+        """State of the adapter only (keys without the ``backbone.`` prefix part of the model)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def working_grid(self, height: int, width: int) -> tuple[int, int]:
+        """Memory-side grid for a (padded) input of ``height x width`` pixels."""
+        stride = self.backbone.inject_stride
+        cfg = self.config
+        return scaled_grid(height // stride, width // stride, cfg.memory_scale, cfg.memory_max_tokens)
+
+    def init_state(self, batch: int = 1) -> StreamState:
+        """A fresh state (empty memory, no hidden state) for ``batch`` videos; use one per video."""
+        return StreamState(KVMemory(self.config.memory_frames, pin_first=self.config.pin_first), batch=batch)
+
+    def step(
+        self,
+        lq: Tensor,
+        state: StreamState,
+        gt: Tensor | None = None,
+        *,
+        write: bool = True,
+        teacher_mask: Tensor | None = None,
+    ) -> tuple[Tensor, StreamState, dict[str, Tensor]]:
+        """Enhance one frame of each video in the batch.
+
+        Args:
+            lq: ``(B, 3, H, W)`` float in [0, 1]; any size (padded to ``multiple_of`` and cropped back inside).
+            state: from :meth:`init_state` (or the previous step); updated in place and returned.
+            gt: ``(B, 3, H, W)``; when given, the memory is written from ``gt`` instead of the output
+                (teacher forcing) for the samples selected by ``teacher_mask`` (default: all).
+            write: store this frame in the memory (``False`` for the last frame of a video saves the work).
+            teacher_mask: ``(B,)`` bool, which samples use ``gt``.
+
+        Returns:
+            ``out`` ``(B, 3, H, W)`` (not clamped), the state, and the frame's aux dict (module docstring).
+        """
+        if gt is not None and teacher_mask is None:
+            teacher_mask = torch.ones(lq.shape[0], dtype=torch.bool, device=lq.device)
+        return self._frame(lq, state, gt, teacher_mask, write)
+
+    def forward_clip(
+        self,
+        lq: Tensor,
+        gt: Tensor | None = None,
+        *,
+        teacher_forcing: float = 0.0,
+        detach_every: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """Enhance clips frame by frame from an empty memory (the training entry).
+
+        Args:
+            lq: ``(B, T, 3, H, W)`` float in [0, 1].
+            gt: ``(B, T, 3, H, W)``; needed only when ``teacher_forcing > 0``.
+            teacher_forcing: probability, drawn per frame and sample, that the memory is written from ``gt``.
+            detach_every: cut gradients through the memory and hidden state after every ``n`` frames.
+            generator: CPU generator for the teacher-forcing draws (default: the global RNG).
+
+        Returns:
+            ``out`` ``(B, T, 3, H, W)`` and ``{"frames": [aux of frame 0, ...]}``.
+        """
+        if lq.dim() != 5 or lq.shape[2] != 3:
+            raise InputError(f"forward_clip expects lq of shape (B, T, 3, H, W), got {tuple(lq.shape)}")
+        if gt is not None and gt.shape != lq.shape:
+            raise InputError(f"gt must have the shape of lq {tuple(lq.shape)}, got {tuple(gt.shape)}")
+        if teacher_forcing > 0 and gt is None:
+            raise InputError("teacher_forcing > 0 needs gt; pass gt or set teacher_forcing=0")
+        if detach_every is not None and detach_every < 1:
+            raise InputError(f"detach_every must be a positive number of frames or None, got {detach_every}")
+        batch, frames = lq.shape[:2]
+        state = self.init_state(batch)
+        outs, auxes = [], []
+        for t in range(frames):
+            mask = None
+            if teacher_forcing > 0:
+                mask = (torch.rand(batch, generator=generator) < teacher_forcing).to(lq.device)
+            out, state, aux = self._frame(lq[:, t], state, None if mask is None else gt[:, t], mask, True)
+            outs.append(out)
+            auxes.append(aux)
+            if detach_every is not None and (t + 1) % detach_every == 0:
+                state.detach()
+        return torch.stack(outs, 1), {"frames": auxes}
+
+    def _frame(
+        self, lq: Tensor, state: StreamState, gt: Tensor | None, teacher_mask: Tensor | None, write: bool
+    ) -> tuple[Tensor, StreamState, dict[str, Tensor]]:
+        if lq.dim() != 4 or lq.shape[1] != 3:
+            raise InputError(f"TAMI expects frames of shape (B, 3, H, W), got {tuple(lq.shape)}")
+        if gt is not None and gt.shape != lq.shape:
+            raise InputError(f"gt must have the shape of lq {tuple(lq.shape)}, got {tuple(gt.shape)}")
+        if state.hidden is not None and state.hidden.shape[0] != lq.shape[0]:
+            raise InputError(
+                f"the state holds {state.hidden.shape[0]} videos but the frame batch is {lq.shape[0]}; "
+                "use init_state(batch) with the batch size of the frames"
+            )
+        cfg, backbone, icmem = self.config, self.backbone, self.icmem
+        lq_p, size = pad_to_multiple(lq, backbone.multiple_of)
+        enc = backbone.encode(lq_p)
+        grid = self.working_grid(*lq_p.shape[-2:])
+        if state.hidden is not None and tuple(state.hidden.shape[-2:]) != grid:
+            raise InputError(
+                f"frame size {tuple(lq.shape[-2:])} differs from the earlier frames of this stream (working grid "
+                f"{tuple(state.hidden.shape[-2:])} vs {grid}); start a new state with init_state for a new video"
+            )
+        f_ls = icmem.lq_encoder(resize_to(enc.key, grid))
+        key = icmem.key_projector(f_ls)
+        frames_in_memory = len(state.memory)
+        if frames_in_memory:
+            _, prior = state.memory.read(key, cfg.top_m, cfg.query_chunk)
+        else:
+            prior = f_ls.new_zeros(f_ls.shape[0], 1, *grid)
+        hidden = state.hidden if state.hidden is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)
+        f_en, hidden = icmem.illu_refiner(f_ls, prior, hidden)
+        out_p = backbone.decode(enc, adapt=lambda z: self.igfe(z, f_en, prior))
+        lq_small = resize_to(lq_p, grid)
+        aux: dict[str, Tensor] = {
+            "f_ls": f_ls,
+            "key": key,
+            "prior": prior,
+            "memory_frames": torch.tensor(frames_in_memory),
+            "lq_small": lq_small,
+            "illu_lq": icmem.illu_encoder(lq_small.detach(), grid),
+        }
+        if write:
+            hq_p = out_p
+            if gt is not None:
+                gt_p, _ = pad_to_multiple(gt, backbone.multiple_of)
+                hq_p = torch.where(teacher_mask.view(-1, 1, 1, 1), gt_p, out_p)
+            f_hs = icmem.hq_encoder(self._encode_small(hq_p, grid))
+            value, hidden = icmem.value_projector(f_ls, f_hs, hidden)
+            hq_small = resize_to(hq_p, grid)
+            illu = icmem.illu_encoder(hq_small, grid, frozen=True)
+            state.memory.write(key, value, illu)
+            aux.update(
+                f_hs=f_hs,
+                value=value,
+                hq_small=hq_small.detach(),
+                illu=illu,
+                illu_hq=icmem.illu_encoder(hq_small.detach(), grid),
+                teacher=(
+                    teacher_mask
+                    if teacher_mask is not None
+                    else torch.zeros(lq.shape[0], dtype=torch.bool, device=lq.device)
+                ),
+            )
+        state.hidden = hidden
+        state.index += 1
+        state.batch = lq.shape[0]
+        return crop_to(out_p, size), state, aux
+
+    def _encode_small(self, image: Tensor, grid: tuple[int, int]) -> Tensor:
+        """``E(image)`` key at the working grid: encode the image area-resized to ``grid * inject_stride``."""
+        stride = self.backbone.inject_stride
+        small = resize_to(image, (grid[0] * stride, grid[1] * stride))
+        padded, _ = pad_to_multiple(small, self.backbone.multiple_of)
+        return crop_to(self.backbone.encode(padded).key, grid)

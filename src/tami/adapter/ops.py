@@ -1,0 +1,51 @@
+"""Small tensor helpers shared by the adapter modules: working grids, resizing, channel LayerNorm."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def scaled_grid(height: int, width: int, scale: float, max_tokens: int | None = None) -> tuple[int, int]:
+    """Size of a ``height x width`` map scaled by ``scale``, shrunk further to at most ``max_tokens`` cells.
+
+    Args:
+        height, width: size of the map being scaled.
+        scale: linear factor (``0.25`` keeps one cell per 4x4 block); each side is rounded, at least 1.
+        max_tokens: cap on ``rows * cols``; when exceeded both sides shrink by the same factor (aspect kept).
+
+    Returns:
+        ``(rows, cols)``.
+    """
+    rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
+    if max_tokens is not None and rows * cols > max_tokens:
+        shrink = math.sqrt(max_tokens / (rows * cols))
+        rows, cols = max(1, math.floor(rows * shrink)), max(1, math.floor(cols * shrink))
+    return rows, cols
+
+
+def resize_to(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize ``x`` ``(B, C, H, W)`` to ``size``: unchanged if equal, area average when shrinking, else bilinear."""
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    if size[0] <= h and size[1] <= w:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of every pixel of ``(B, C, H, W)`` (affine, biased variance)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2).contiguous()
