@@ -45,9 +45,12 @@ def _dataset(root: Path, videos: tuple[str, ...] = ("v1", "v2"), frames: int = 4
 def test_evaluate_two_methods_writes_everything_and_ranks(tmp_path: Path, capsys) -> None:
     root = _dataset(tmp_path / "data")
     out = tmp_path / "out"
+    cache = tmp_path / "flows"
     code = main(["-q", "evaluate", "--gt", str(root / "GT"), "--method", f"flicker={root / 'flicker'}",
-                 "--method", f"good={root / 'good'}", "--flow-preset", "fast", "-o", str(out)])
+                 "--method", f"good={root / 'good'}", "--flow-preset", "fast", "--flow-cache", str(cache),
+                 "-o", str(out)])
     assert code == 0
+    assert len(list(cache.glob("*.npz"))) == 2  # one GT flow file per video, shared by both methods
     for name in ("results.json", "summary.csv", "per_video.csv", "results.md", "plots/v1.png", "plots/v2.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     result = json.loads((out / "results.json").read_text())
@@ -130,3 +133,16 @@ def test_ranks_follow_metric_direction_and_share_ties() -> None:
     assert r["a"] == {"psnr": 2, "mabd": 2, "average": 2}
     assert r["b"] == {"psnr": 1, "mabd": 3, "average": 2}
     assert r["c"] == {"psnr": 3, "mabd": 1, "average": 2}
+
+
+def test_gt_flow_is_computed_once_per_video_for_many_methods(tmp_path: Path) -> None:
+    root = _dataset(tmp_path / "data", frames=3, size=(32, 40))
+    methods = {"good": root / "good", "flicker": root / "flicker", "gt_copy": root / "GT"}
+    ev = Evaluator(root / "GT", methods, [create_metric("ewarp", preset="ultrafast"), create_metric("mabd")])
+    for video in ev.videos:
+        ev.evaluate_video(video)
+    assert (ev.cache.misses, ev.cache.hits) == (2, 4)
+    report = ev.report()
+    gt_copy = report.methods[2]
+    assert all(v.scores["mabd"] == 0.0 for v in gt_copy.videos.values())
+    assert ranks(report)["gt_copy"]["mabd"] == 1

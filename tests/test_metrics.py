@@ -235,3 +235,16 @@ def test_raft_with_torchvision_loads_local_weights(tmp_path) -> None:
     flow = est(frames[:1], frames[1:])
     assert flow.shape == (1, 48, 64, 2) and np.isfinite(flow).all()
     assert est.settings()["variant"] == "small"
+
+
+def test_flow_sources_and_input_requirement() -> None:
+    gt = _translated(4, 1.0, 0.5, size=(64, 48))
+    pred = gt * np.array([1.0, 0.9, 1.0, 0.9])[:, None, None, None]
+    on_gt = ewarp(pred, gt)
+    assert ewarp(pred, gt, source="input", inp=gt) == pytest.approx(on_gt, abs=1e-12)
+    assert ewarp(gt, gt, source="output") == pytest.approx(ewarp(gt, gt), abs=1e-12)
+    with pytest.raises(InputError, match="inp=LQ"):
+        ewarp(pred, gt, source="input")
+    ref = Reference(quantize(gt))
+    with pytest.raises(InputError, match="--input DIR"):
+        create_metric("ewarp", source="input").values(quantize(pred), ref)
