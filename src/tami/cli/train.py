@@ -14,16 +14,14 @@ checkpoints (checkpoints/last.pt, checkpoints/best.pt) and the exported weights 
 from __future__ import annotations
 
 import argparse
-import logging
+import shlex
 from pathlib import Path
 
 from ..train import load_config, train
-from ..train.trainer import command_line
 
 NAME = "train"
 HELP = "train a backbone or the TAMI adapter from a YAML recipe"
 
-logger = logging.getLogger("tami")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,10 +37,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many iterations in total, with a checkpoint (continue with --resume)")
 
 
+def _command(args: argparse.Namespace, run_dir: Path) -> str:
+    """The invocation as a reproducible command line (from the parsed arguments, not the process's argv)."""
+    parts = ["tami", "train", str(args.config)]
+    for item in args.overrides:
+        parts += ["--set", item]
+    if args.resume is not None:
+        parts += ["--resume", args.resume]
+    if args.stop_at is not None:
+        parts += ["--stop-at", str(args.stop_at)]
+    parts += ["-o", str(run_dir)]
+    return shlex.join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     run_dir = args.output if args.output is not None else Path("runs") / args.config.stem
-    result = train(config, run_dir, resume=args.resume, stop_at=args.stop_at, command=command_line(),
+    result = train(config, run_dir, resume=args.resume, stop_at=args.stop_at, command=_command(args, run_dir),
                    progress=not args.quiet)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in result.last.items() if k.startswith(("loss/total", "metric/")))
     if result.finished:

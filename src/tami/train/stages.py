@@ -232,8 +232,8 @@ class VideoStage:
                      teacher_forcing: float, detach_every: int | None) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss of a batch of clips ``(B, T, 3, H, W)`` through ``forward_clip`` (teacher forcing, truncated BPTT).
 
-        The teacher-forcing draws come from a generator seeded by ``(seed, step)``: identical on every process and
-        on a resumed run.
+        The teacher-forcing draws come from a generator seeded by ``(seed, step)`` (the trainer folds the process
+        rank into ``seed``), so a resumed run draws exactly what an uninterrupted one would.
         """
         generator = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + step)
         out, aux = self.model.forward_clip(

@@ -18,8 +18,6 @@ import logging
 import math
 import os
 import random
-import shlex
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -245,7 +243,8 @@ class Trainer:
         self.stage.train_mode()
         with precision_context(c, self.device):
             total, terms = self.stage.compute_loss(
-                lq, gt, step=self.step, seed=c.seed, teacher_forcing=c.train.teacher_forcing,
+                lq, gt, step=self.step, seed=c.seed + 104_729 * self.info.rank,
+                teacher_forcing=c.train.teacher_forcing,
                 detach_every=c.train.detach_every,
             )
         if not torch.isfinite(total.detach()).all():
@@ -297,6 +296,7 @@ class Trainer:
     def _export(self, out_dir: Path) -> list[Path]:
         if not self.info.is_main:
             return []
+        out_dir.mkdir(parents=True, exist_ok=True)
         with self._eval_weights():
             return self.stage.export(out_dir)
 
@@ -395,11 +395,6 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
             out += _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
         return out
     return [prefix.rstrip(".")] if old != new else []
-
-
-def command_line(argv: list[str] | None = None) -> str:
-    """The current process's command line, shell-quoted."""
-    return shlex.join(argv if argv is not None else [Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: str | None = None,
