@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,15 @@ def _frame_names(path: Path, *, bgr_npy: bool) -> tuple[list[str], bool]:
         return reader.frame_names(), reader.info.kind != "file"
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Which frames of one video are scored: GT names, and the matching frame indices of each method / input."""
+
+    gt_names: list[str]
+    methods: dict[str, list[int]]
+    inp: list[int] | None
+
+
 class Evaluator:
     """Scores one or more methods against a GT dataset, one video at a time.
 
@@ -135,7 +145,8 @@ class Evaluator:
         if videos:
             unknown = [v for v in videos if v not in names]
             if unknown:
-                raise InputError(f"video {unknown[0]!r} is not among the GT videos ({', '.join(names[:8])}...)")
+                listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+                raise InputError(f"video {unknown[0]!r} is not among the GT videos ({listed})")
             names = [n for n in names if n in videos]
         self.videos = names
         if self.protocol is None:
@@ -164,6 +175,21 @@ class Evaluator:
             self.inp_paths = {n: found[n] for n in names}
         self.results = {m: MethodScores(m, str(Path(p))) for m, p in methods.items()}
         self.gt_brightness: dict[str, np.ndarray] = {}
+        # Match every frame before scoring anything: a mismatch in the last video fails at once, not minutes later.
+        self._plans = {n: self._plan(n) for n in names}
+
+    def _plan(self, video: str) -> _Plan:
+        all_names, gt_by_name = _frame_names(self.gt_paths[video], bgr_npy=self.bgr_npy)
+        gt_names = all_names[: self.limit] if self.limit is not None else all_names
+        if any(m.info.temporal for m in self.metrics) and len(gt_names) < 2:
+            raise InputError(f"video {video!r}: E_warp and MABD need at least 2 frames, the GT has {len(gt_names)}")
+        methods = {method: self._match(video, f"method {method!r}", paths[video], gt_names, len(all_names),
+                                       gt_by_name)
+                   for method, paths in self.method_paths.items()}
+        inp = None
+        if self.inp_paths is not None:
+            inp = self._match(video, "the input", self.inp_paths[video], gt_names, len(all_names), gt_by_name)
+        return _Plan(gt_names, methods, inp)
 
     def _match(self, video: str, who: str, path: Path, gt_names: list[str], gt_total: int,
                gt_by_name: bool) -> list[int]:
@@ -187,28 +213,22 @@ class Evaluator:
 
     def evaluate_video(self, video: str) -> None:
         """Score every method on ``video`` (results accumulate in :attr:`results`)."""
-        gt_path = self.gt_paths[video]
-        all_names, gt_by_name = _frame_names(gt_path, bgr_npy=self.bgr_npy)
-        gt_names = all_names[: self.limit] if self.limit is not None else all_names
-        temporal = any(m.info.temporal for m in self.metrics)
-        if temporal and len(gt_names) < 2:
-            raise InputError(f"video {video!r}: E_warp and MABD need at least 2 frames, the GT has {len(gt_names)}")
-        gt = _read(gt_path, list(range(len(gt_names))), bgr_npy=self.bgr_npy)
+        plan = self._plans[video]
+        gt = _read(self.gt_paths[video], list(range(len(plan.gt_names))), bgr_npy=self.bgr_npy)
         inp = None
-        if self.inp_paths is not None:
-            idx = self._match(video, "the input", self.inp_paths[video], gt_names, len(all_names), gt_by_name)
-            inp = self._checked(video, "the input", _read(self.inp_paths[video], idx, bgr_npy=self.bgr_npy), gt)
+        if self.inp_paths is not None and plan.inp is not None:
+            inp = self._checked(video, "the input", _read(self.inp_paths[video], plan.inp, bgr_npy=self.bgr_npy), gt)
         ref = Reference(gt, inp=inp, name=video, cache=self.cache)
+        temporal = any(m.info.temporal for m in self.metrics)
         if temporal:
             self.gt_brightness[video] = ref.brightness_changes()
         for method, paths in self.method_paths.items():
             who = f"method {method!r}"
-            idx = self._match(video, who, paths[video], gt_names, len(all_names), gt_by_name)
-            pred = self._checked(video, who, _read(paths[video], idx, bgr_npy=self.bgr_npy), gt)
+            pred = self._checked(video, who, _read(paths[video], plan.methods[method], bgr_npy=self.bgr_npy), gt)
             values = {m.info.name: m.values(pred, ref) for m in self.metrics}
             scores = {m.info.name: m.score(values[m.info.name]) for m in self.metrics}
             curve = brightness_changes_u8(pred) if temporal else None
-            self.results[method].videos[video] = VideoScores(video, list(gt_names), values, scores, curve)
+            self.results[method].videos[video] = VideoScores(video, list(plan.gt_names), values, scores, curve)
 
     @staticmethod
     def _checked(video: str, who: str, frames: np.ndarray, gt: np.ndarray) -> np.ndarray:
