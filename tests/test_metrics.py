@@ -93,6 +93,9 @@ def test_y_channel_and_crop_border() -> None:
     w = np.array([65.481, 128.553, 24.966]) / 255
     y_ref = peak_signal_noise_ratio(q @ w + 16 / 255, qp @ w + 16 / 255, data_range=1)
     assert psnr(pred, gt, channel="y") == pytest.approx(y_ref, abs=1e-6)
+    ssim_y = structural_similarity(qp @ w + 16 / 255, q @ w + 16 / 255, gaussian_weights=True, sigma=1.5,
+                                   use_sample_covariance=False, data_range=1)
+    assert ssim(pred, gt, channel="y") == pytest.approx(ssim_y, abs=1e-4)
 
 
 def test_bad_inputs_are_one_line_errors() -> None:
