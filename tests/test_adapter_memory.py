@@ -1,0 +1,127 @@
+"""Memory retrieval rule, ring buffer, IGFE attention and recurrent updates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
+
+from tami.adapter import TAMI, KVMemory, topm_readout
+from tami.adapter.icmem import gated_update
+from tami.adapter.igfe import IGFE, attention_bias, head_decays
+from tami.adapter.ops import scaled_grid
+from tami.errors import InputError
+
+
+def _naive_readout(query, keys, values, top_m):
+    out = torch.zeros(query.shape[0], query.shape[1], values.shape[-1], dtype=query.dtype)
+    d = keys.shape[-1]
+    for b in range(query.shape[0]):
+        for p in range(query.shape[1]):
+            sim = torch.stack([(2 * keys[b, n] @ query[b, p] - keys[b, n] @ keys[b, n]) / d**0.5 for n in range(keys.shape[1])])
+            keep = sim.argsort(descending=True)[:top_m]
+            w = torch.softmax(sim[keep], 0)
+            out[b, p] = (w[:, None] * values[b, keep]).sum(0)
+    return out
+
+
+@pytest.mark.parametrize("top_m", [3, None, 50])
+def test_retrieval_matches_definition_and_is_chunk_invariant(top_m):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, n, c, generator=g, dtype=torch.float64) for n, c in ((7, 4), (12, 4), (12, 5)))
+    expected = _naive_readout(q, k, v, top_m or 12)
+    for chunk in (1, 3, 1024):
+        torch.testing.assert_close(topm_readout(q, k, v, top_m, chunk), expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("top_m", [3, None])
+def test_retrieval_gradients_float64(top_m):
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 8, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(2, 8, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: topm_readout(a, b, c, top_m, chunk=2), (q, k, v))
+
+
+def test_ring_buffer_is_fifo_with_fixed_capacity():
+    memory = KVMemory(3)
+    for t in range(8):
+        memory.write(torch.full((2, 4, 2, 2), float(t)), torch.full((2, 6, 2, 2), float(t)), torch.zeros(2, 1, 2, 2))
+        assert len(memory) == min(t + 1, 3) <= memory.capacity
+    assert memory.keys.shape == (2, 3, 4, 4)
+    assert sorted(memory.keys[0, :, 0, 0].tolist()) == [5.0, 6.0, 7.0]
+    pinned = KVMemory(2, pin_first=True)
+    for t in range(6):
+        pinned.write(torch.full((1, 4, 2, 2), float(t)), torch.zeros(1, 6, 2, 2), torch.zeros(1, 1, 2, 2))
+    assert len(pinned) == 3 and pinned.ring_frames == 2
+    assert sorted(pinned.keys[0, :, 0, 0].tolist()) == [0.0, 4.0, 5.0]
+    with pytest.raises(InputError):
+        pinned.write(torch.zeros(1, 4, 3, 3), torch.zeros(1, 6, 3, 3), torch.zeros(1, 1, 3, 3))
+
+
+def test_memory_keeps_gradients_until_detached():
+    memory = KVMemory(2)
+    key = torch.randn(1, 4, 2, 2, requires_grad=True)
+    memory.write(key, torch.randn(1, 6, 2, 2), torch.rand(1, 1, 2, 2))
+    f_hp, prior = memory.read(torch.randn(1, 4, 2, 2), top_m=2, chunk=2)
+    (f_hp.sum() + prior.sum()).backward()
+    assert key.grad is not None and key.grad.abs().sum() > 0
+    memory.detach()
+    assert not memory.keys.requires_grad
+
+
+def test_readout_of_illumination_is_a_convex_combination():
+    memory = KVMemory(2)
+    for _ in range(2):
+        memory.write(torch.randn(1, 4, 3, 3), torch.randn(1, 6, 3, 3), torch.rand(1, 1, 3, 3))
+    _, prior = memory.read(torch.randn(1, 4, 3, 3), top_m=4, chunk=5)
+    assert prior.min() >= memory.illu.min() and prior.max() <= memory.illu.max()
+
+
+def test_gated_update_uses_previous_hidden_state():
+    hidden = torch.randn(1, 2, 3, 3)
+    keep = torch.cat([torch.full((1, 2, 3, 3), 30.0), torch.full((1, 2, 3, 3), -30.0), torch.randn(1, 2, 3, 3)], 1)
+    torch.testing.assert_close(gated_update(keep, hidden), hidden)
+    replace = torch.cat([torch.randn(1, 2, 3, 3), torch.full((1, 2, 3, 3), 30.0), torch.zeros(1, 2, 3, 3)], 1)
+    torch.testing.assert_close(gated_update(replace, hidden), torch.zeros_like(hidden))
+
+
+def test_attention_bias_reference_values():
+    decays = head_decays(4, 4.0)
+    torch.testing.assert_close(decays, torch.tensor([-0.2877, -0.1335, -0.0645, -0.0317]), atol=1e-4, rtol=0)
+    coords = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    prior = torch.tensor([[0.2, 0.7]])
+    bias = attention_bias(coords, coords, prior, prior, decays, torch.ones(2), 200.0)
+    phot = 200 * 0.5 * -torch.log(torch.tensor(1 - 0.5 + 1e-6))
+    torch.testing.assert_close(bias[0, :, 0, 1], decays * (5.0 + phot), rtol=1e-5, atol=1e-5)
+    assert torch.all(bias[0, :, 0, 0] == 0)
+
+
+def test_igfe_is_chunk_invariant_and_zero_at_init():
+    igfe = IGFE(16, 8, blocks=2, dim=16, pool=2, chunk=1024)
+    z, cue, prior = torch.randn(2, 16, 12, 10), torch.randn(2, 8, 6, 5), torch.rand(2, 1, 6, 5)
+    assert torch.equal(igfe(z, cue, prior), z)
+    torch.nn.init.normal_(igfe.gamma)
+    full = igfe(z, cue, prior)
+    igfe.chunk = 7
+    torch.testing.assert_close(igfe(z, cue, prior), full, atol=1e-6, rtol=1e-6)
+
+
+def test_token_cap_bounds_igfe_and_memory_grids():
+    assert scaled_grid(240, 128, 0.25) == (60, 32)
+    rows, cols = scaled_grid(480, 270, 0.25, 4096)
+    assert rows * cols <= 4096 and abs(rows / cols - 480 / 270) < 0.05
+    rows, cols = IGFE(8, 8, blocks=1, dim=8, pool=4, max_tokens=100).token_grid(240, 128)
+    assert 80 <= rows * cols <= 100
+
+
+def test_temperature_is_persisted_and_not_reset_by_training():
+    model = TAMI(ToyBackbone(), small_config())
+    temps = [k for k in model.adapter_state_dict() if k.endswith("attn.temperature")]
+    assert len(temps) == model.config.igfe_blocks
+    with torch.no_grad():
+        for block in model.igfe.blocks:
+            block.attn.temperature.fill_(0.7)
+    model.train()
+    model.forward_clip(torch.rand(1, 2, 3, 16, 16))
+    assert all(torch.all(b.attn.temperature == 0.7) for b in model.igfe.blocks)

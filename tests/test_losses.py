@@ -1,0 +1,87 @@
+"""Losses: each TAMI term is zero on its ideal case and positive otherwise; gradients reach the adapter only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
+
+from tami.adapter import TAMI
+from tami.errors import InputError
+from tami.losses import build_loss, charbonnier, l_i3a, l_im, l_sm, ssim_loss
+
+
+def _frames(t=3, ideal=True, seed=0):
+    """Hand-built per-frame aux dicts on a 4x5 grid with batch 2."""
+    g = torch.Generator().manual_seed(seed)
+    shared = torch.randn(2, 6, 4, 5, generator=g)
+    frames = []
+    for i in range(t):
+        feat = shared if ideal else torch.randn(2, 6, 4, 5, generator=g)
+        illu = torch.rand(2, 1, 4, 5, generator=g)
+        grey_lq = torch.rand(2, 1, 4, 5, generator=g) * 0.3
+        grey_hq = torch.rand(2, 1, 4, 5, generator=g)
+        frames.append(
+            {
+                "f_ls": feat,
+                "f_hs": feat if ideal else torch.randn(2, 6, 4, 5, generator=g),
+                "prior": illu if (ideal or i == 0) else torch.rand(2, 1, 4, 5, generator=g),
+                "illu": illu,
+                "memory_frames": torch.tensor(i),
+                "lq_small": grey_lq.expand(2, 3, 4, 5),
+                "hq_small": grey_hq.expand(2, 3, 4, 5),
+                "illu_lq": grey_lq if ideal else torch.rand(2, 1, 4, 5, generator=g),
+                "illu_hq": grey_hq,
+            }
+        )
+    return frames
+
+
+@pytest.mark.parametrize("term", [l_sm, l_i3a, l_im])
+def test_tami_terms_zero_on_ideal_case_and_positive_otherwise(term):
+    assert term(_frames(ideal=True)).abs().item() < 1e-10
+    assert term(_frames(ideal=False)).item() > 1e-4
+
+
+def test_i3a_ignores_frames_without_memory():
+    frames = _frames(t=1, ideal=False)
+    frames[0]["prior"] = torch.zeros_like(frames[0]["prior"])
+    assert l_i3a(frames).item() == 0.0
+
+
+def test_reconstruction_terms():
+    x = torch.rand(2, 3, 3, 16, 16)
+    y = (x + 0.1).clamp(0, 1)
+    assert charbonnier(x, x).item() == pytest.approx(1e-3)
+    assert ssim_loss(x.flatten(0, 1), x.flatten(0, 1)).abs().item() < 1e-6
+    loss = build_loss({"charbonnier": 1.0, "l1": 2.0, "mse": 1.0, "ssim": 0.5, "l_sm": 1.0})
+    total, logs = loss(y, x)
+    assert set(logs) == {"loss/charbonnier", "loss/l1", "loss/mse", "loss/ssim", "loss/total"}
+    expected = logs["loss/charbonnier"] + 2 * logs["loss/l1"] + logs["loss/mse"] + 0.5 * logs["loss/ssim"]
+    torch.testing.assert_close(total.detach(), expected)
+    assert logs["loss/ssim"] > 0
+    image_total, _ = loss(y[:, 0], x[:, 0])
+    assert image_total > 0
+
+
+def test_build_loss_rejects_unknown_terms():
+    with pytest.raises(InputError, match="l_foo"):
+        build_loss({"l_foo": 1.0})
+    with pytest.raises(InputError, match="non-negative"):
+        build_loss({"l1": -1.0})
+
+
+@pytest.mark.parametrize("term", ["l_im", "l_sm", "l_i3a"])
+def test_tami_terms_train_the_adapter_only(term):
+    model = TAMI(ToyBackbone(), small_config()).train()
+    torch.nn.init.normal_(model.igfe.gamma, std=0.1)
+    lq = torch.rand(2, 3, 3, 16, 16) * 0.3
+    out, aux = model.forward_clip(lq)
+    total, logs = build_loss({term: 1.0})(out, lq * 3, aux)
+    assert logs[f"loss/{term}"] > 0
+    total.backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    grads = [p.grad for p in model.adapter_parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    if term == "l_im":
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.icmem.illu_encoder.parameters())
