@@ -25,7 +25,7 @@ from .flow import FlowCache
 from .reference import Reference
 from .registry import Metric
 from .report import EvaluationReport, MethodScores, VideoScores
-from .protocols import get_protocol
+from .protocols import describe_span, get_protocol
 from .temporal import brightness_changes_u8
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class _Plan:
     """Which frames of one video are scored: GT names, and the matching frame indices of each method / input."""
 
     gt_names: list[str]
+    gt_index: list[int]
     methods: dict[str, list[int]]
     inp: list[int] | None
 
@@ -127,13 +128,14 @@ class Evaluator:
         self.cache = cache if cache is not None else FlowCache()
         gt_videos = discover_videos(self.gt_root, role="GT")
         self.protocol: dict[str, Any] | None = None
-        self.limit = frames
+        self.span: slice | None = slice(0, frames) if frames is not None else None
         if protocol is not None:
             proto = get_protocol(protocol)
             chosen = proto.subset_of(self.gt_root, subset)
             self.protocol = proto.to_dict(chosen)
             names = list(proto.videos[chosen])
-            self.limit = frames if frames is not None else proto.frames
+            if frames is None:
+                self.span = proto.frames
             absent = [n for n in names if n not in gt_videos]
             if absent:
                 raise InputError(
@@ -149,12 +151,12 @@ class Evaluator:
                 raise InputError(f"video {unknown[0]!r} is not among the GT videos ({listed})")
             names = [n for n in names if n in videos]
         self.videos = names
+        span = describe_span(self.span)
         if self.protocol is None:
-            span = f"first {self.limit} frames" if self.limit is not None else "all frames"
             self.protocol = {"name": "none", "subset": None, "description": f"every GT video given, {span}",
-                             "videos": list(names), "frames": self.limit}
+                             "videos": list(names), "frames": span}
         else:
-            self.protocol.update(videos=list(names), frames=self.limit)
+            self.protocol.update(videos=list(names), frames=span)
         self.gt_paths = {n: gt_videos[n] for n in names}
         self.method_paths: dict[str, dict[str, Path]] = {}
         for method, root in methods.items():
@@ -180,7 +182,8 @@ class Evaluator:
 
     def _plan(self, video: str) -> _Plan:
         all_names, gt_by_name = _frame_names(self.gt_paths[video], bgr_npy=self.bgr_npy)
-        gt_names = all_names[: self.limit] if self.limit is not None else all_names
+        gt_index = list(range(len(all_names)))[self.span] if self.span is not None else list(range(len(all_names)))
+        gt_names = [all_names[i] for i in gt_index]
         if any(m.info.temporal for m in self.metrics) and len(gt_names) < 2:
             raise InputError(f"video {video!r}: E_warp and MABD need at least 2 frames, the GT has {len(gt_names)}")
         methods = {method: self._match(video, f"method {method!r}", paths[video], gt_names, len(all_names),
@@ -189,13 +192,13 @@ class Evaluator:
         inp = None
         if self.inp_paths is not None:
             inp = self._match(video, "the input", self.inp_paths[video], gt_names, len(all_names), gt_by_name)
-        return _Plan(gt_names, methods, inp)
+        return _Plan(gt_names, gt_index, methods, inp)
 
     def _match(self, video: str, who: str, path: Path, gt_names: list[str], gt_total: int,
                gt_by_name: bool) -> list[int]:
         """Indices of ``path``'s frames that correspond to ``gt_names`` (the scored GT frames)."""
         names, by_name = _frame_names(path, bgr_npy=self.bgr_npy)
-        limited = self.limit is not None
+        limited = self.span is not None
         if not limited and len(names) != gt_total:
             raise InputError(f"video {video!r}: {who} has {len(names)} frames, GT has {gt_total}; frame counts must "
                              "match (or restrict the range with --frames/--protocol)")
@@ -209,12 +212,13 @@ class Evaluator:
             return [index[n] for n in gt_names]
         if len(names) < len(gt_names):
             raise InputError(f"video {video!r}: {who} has {len(names)} frames, {len(gt_names)} are scored")
+        # Video files carry no frame names: a method's output holds exactly the scored frames, in order.
         return list(range(len(gt_names)))
 
     def evaluate_video(self, video: str) -> None:
         """Score every method on ``video`` (results accumulate in :attr:`results`)."""
         plan = self._plans[video]
-        gt = _read(self.gt_paths[video], list(range(len(plan.gt_names))), bgr_npy=self.bgr_npy)
+        gt = _read(self.gt_paths[video], plan.gt_index, bgr_npy=self.bgr_npy)
         inp = None
         if self.inp_paths is not None and plan.inp is not None:
             inp = self._checked(video, "the input", _read(self.inp_paths[video], plan.inp, bgr_npy=self.bgr_npy), gt)

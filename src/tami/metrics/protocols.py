@@ -1,5 +1,8 @@
 """Named evaluation protocols: which videos of a dataset are scored and on which frames (DESIGN.md).
 
+The splits and frame ranges come from the data layer's table (:data:`tami.data.layouts.PROTOCOLS`), so training,
+enhancement and evaluation agree on them; this module adds what evaluation needs (subset choice, descriptions).
+
 * ``sdsd-dynamic``: SDSD (Wang et al., ICCV 2021), original dynamic release; test videos indoor
   pair13,15,21,23,31,33,50,52,58,60,68,70 and outdoor pair1,5,14,36,46,48,49,60,62,63,66,75,76; first 30 frames.
 * ``sdsd-static``: the split of SNR-Aware and Retinexformer; test videos indoor pair1,4,9,11,19,21 and outdoor
@@ -14,6 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.layouts import PROTOCOLS as DATA_PROTOCOLS
+from ..data.layouts import Protocol as DataProtocol
+from ..data.video import natural_key
 from ..errors import InputError
 
 
@@ -25,13 +31,13 @@ class EvalProtocol:
         name: protocol name (``"sdsd-dynamic"``).
         description: one line for reports.
         videos: test video names per subset (``{"indoor": (...), "outdoor": (...)}``).
-        frames: number of leading frames scored per video; None scores all frames.
+        frames: frames scored per video (``slice(0, 30)``: the first 30); None scores all frames.
     """
 
     name: str
     description: str
     videos: dict[str, tuple[str, ...]]
-    frames: int | None
+    frames: slice | None
 
     def subset_of(self, gt_root: str | Path, subset: str | None = None) -> str:
         """The subset to use: ``subset`` when given, else the one named in ``gt_root``'s path.
@@ -54,33 +60,31 @@ class EvalProtocol:
 
     def to_dict(self, subset: str) -> dict[str, object]:
         return {"name": self.name, "subset": subset, "description": self.description,
-                "videos": list(self.videos[subset]), "frames": self.frames}
+                "videos": list(self.videos[subset]), "frames": describe_span(self.frames)}
 
 
-PROTOCOLS: dict[str, EvalProtocol] = {
-    p.name: p
-    for p in (
-        EvalProtocol(
-            "sdsd-dynamic",
-            "SDSD dynamic test split (Wang et al. 2021), first 30 frames",
-            {
-                "indoor": tuple(f"pair{i}" for i in (13, 15, 21, 23, 31, 33, 50, 52, 58, 60, 68, 70)),
-                "outdoor": tuple(f"pair{i}" for i in (1, 5, 14, 36, 46, 48, 49, 60, 62, 63, 66, 75, 76)),
-            },
-            30,
-        ),
-        EvalProtocol(
-            "sdsd-static",
-            "SDSD static test split of SNR-Aware/Retinexformer, first 30 frames",
-            {
-                "indoor": tuple(f"pair{i}" for i in (1, 4, 9, 11, 19, 21)),
-                "outdoor": tuple(f"MVI_{i}" for i in ("0898", "0906", "0928", "0975", "0997", "1001", "1003",
-                                                       "1026", "1030", "1032")),
-            },
-            30,
-        ),
-    )
+def describe_span(frames: slice | None) -> str:
+    """``"first 30 frames"``, ``"all frames"`` or the slice, for reports."""
+    if frames is None:
+        return "all frames"
+    if (frames.start or 0) == 0 and frames.step in (None, 1) and frames.stop is not None:
+        return f"first {frames.stop} frames"
+    return f"frames [{frames.start}:{frames.stop}:{frames.step}]"
+
+
+def _from_data(proto: DataProtocol) -> EvalProtocol:
+    return EvalProtocol(proto.name, f"{_DESCRIPTIONS.get(proto.name, proto.name)}, {describe_span(proto.test_frames)}",
+                        {scene: tuple(sorted(names, key=natural_key)) for scene, names in proto.test.items()},
+                        proto.test_frames)
+
+
+_DESCRIPTIONS = {
+    "sdsd-dynamic": "SDSD dynamic test split (Wang et al. 2021)",
+    "sdsd-static": "SDSD static test split of SNR-Aware/Retinexformer",
 }
+
+# One source of truth for splits and frame ranges: the data layer's protocol table (tami.data.layouts).
+PROTOCOLS: dict[str, EvalProtocol] = {name: _from_data(p) for name, p in DATA_PROTOCOLS.items()}
 
 
 def get_protocol(name: str) -> EvalProtocol:
