@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_frame_folder_round_trip_is_exact(tmp_path: Path, bits: int) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(out, frames))
 
 
-def test_folder_natural_sort_gray_rgba_and_bgr_npy(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_folder_natural_sort_gray_rgba_and_bgr_npy(tmp_path: Path) -> None:
     folder = tmp_path / "f"
     folder.mkdir()
     for i in (10, 2, 1):
@@ -83,13 +84,24 @@ def test_folder_natural_sort_gray_rgba_and_bgr_npy(tmp_path: Path, caplog: pytes
         rgba[..., 2] = i  # red channel in OpenCV's BGRA order
         rgba[..., 3] = 7
         cv2.imwrite(str(folder / f"f{i}.png"), rgba)
-    with caplog.at_level("INFO"):
+    # The CLI tests may have switched off propagation of the "tami" logger: listen on the module logger itself.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    log = logging.getLogger("tami.data.video")
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
         reader = open_video(folder)
         frames = list(reader)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
     assert reader.frame_names() == ["f1", "f2", "f10"]
     assert [round(f[0, 0, 0] * 255) for f in frames] == [1, 2, 10]
     assert frames[0].shape == (4, 5, 3)
-    assert sum("alpha" in r.getMessage() for r in caplog.records) == 1
+    assert sum("alpha" in r.getMessage() for r in records) == 1
     gray = tmp_path / "g.png"
     cv2.imwrite(str(gray), np.full((3, 4), 51, np.uint8))
     assert np.allclose(read_image(gray), 0.2)
