@@ -66,6 +66,7 @@ def test_evaluate_two_methods_writes_everything_and_ranks(tmp_path: Path, capsys
         np.mean([v["scores"]["psnr"] for v in by_name["good"]["videos"]]))
     rows = list(csv.DictReader((out / "per_video.csv").open()))
     assert {(r["method"], r["video"]) for r in rows} == {(m, v) for m in ("good", "flicker") for v in ("v1", "v2")}
+    assert all("dis(preset=fast" in r["ewarp_settings"] for r in rows)
     summary = {r["method"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert float(summary["good"]["average_rank"]) == 1.0 and "dis(preset=fast" in summary["good"]["ewarp_settings"]
     md = (out / "results.md").read_text()

@@ -222,7 +222,10 @@ def markdown(report: EvaluationReport) -> str:
 
 def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     """Write ``results.json``, ``summary.csv`` (one row per method, with ranks), ``per_video.csv`` and
-    ``results.md`` into ``out_dir`` (each written atomically); return their paths."""
+    ``results.md`` into ``out_dir`` (each written atomically); return their paths.
+
+    Every CSV row carries each metric's settings (for E_warp: the flow method and its parameters).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table_ranks = ranks(report)
@@ -242,10 +245,11 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
                              *(r[n] for n in names), r["average"], *(settings[n] for n in names)])
     with atomic_path(paths[2]) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["method", "video", "frames", *names])
+        writer.writerow(["method", "video", "frames", *names, *(f"{n}_settings" for n in names)])
         for method in report.methods:
             for v in method.videos.values():
-                writer.writerow([method.name, v.video, len(v.frames), *(repr(float(v.scores[n])) for n in names)])
+                writer.writerow([method.name, v.video, len(v.frames), *(repr(float(v.scores[n])) for n in names),
+                                 *(settings[n] for n in names)])
     with atomic_path(paths[3]) as tmp:
         tmp.write_text(markdown(report))
     return paths
