@@ -82,9 +82,8 @@ def test_missing_video_and_frame_mismatch_name_the_video(tmp_path: Path, capsys)
                  "-o", str(tmp_path / "o1")])
     err = capsys.readouterr().err
     assert code == 1 and "video 'v2'" in err and "has 2 frames, GT has 3" in err
-    with pytest.raises(InputError, match="video 'v2'.*lacks frame '0002'"):
-        ev = Evaluator(root / "GT", {"good": root / "good"}, [create_metric("psnr")], frames=3)
-        ev.evaluate_video("v2")
+    with pytest.raises(InputError, match="video 'v2'.*lacks frame '0002'"):  # found before any scoring
+        Evaluator(root / "GT", {"good": root / "good"}, [create_metric("psnr")], frames=3)
     for png in (root / "flicker" / "v1").iterdir():
         png.unlink()
     (root / "flicker" / "v1").rmdir()
