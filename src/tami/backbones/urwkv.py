@@ -135,15 +135,18 @@ class LuminanceAdaptiveNorm(nn.Module):
                 fan_in = value.shape[1]
             buf.copy_(value)
 
-    def forward(self, x: Tensor, inter_feat: list[Tensor]) -> Tensor:
-        """Normalise ``x`` ``(B, N, C)`` tokens given the earlier stage outputs ``(B, C_i, H_i, W_i)``."""
+    def forward(self, x: Tensor, inter_gaps: list[Tensor]) -> Tensor:
+        """Normalise ``x`` ``(B, N, C)`` tokens given the global averages ``(B, C_i)`` of the earlier stage outputs.
+
+        (The official module takes the stage outputs themselves and averages them on every call.)
+        """
         b, _, c = x.shape
-        if len(inter_feat) + 1 != self.num_feats:
+        if len(inter_gaps) + 1 != self.num_feats:
             raise InputError(
-                f"LuminanceAdaptiveNorm was built for {self.num_feats - 1} earlier features, got {len(inter_feat)}"
+                f"LuminanceAdaptiveNorm was built for {self.num_feats - 1} earlier features, got {len(inter_gaps)}"
             )
         width = self.linear_k1_weight.shape[1]
-        gaps = [F.pad(f.mean(dim=(2, 3)), (0, width - f.shape[1])) for f in inter_feat]
+        gaps = [F.pad(g, (0, width - g.shape[1])) for g in inter_gaps]
         gaps.append(F.pad(x.mean(dim=1), (0, width - c)))
         stacked = torch.stack(gaps, dim=1).unsqueeze(1)  # (B, 1, num_feats, max_C)
         feats = [
@@ -152,10 +155,9 @@ class LuminanceAdaptiveNorm(nn.Module):
             for k in _LAN_KERNELS
         ]
         scale = self.alpha + torch.tanh(self.mlp(torch.cat(feats, dim=-1))).view(b, 1, c)
-        mu = x.mean(dim=-1, keepdim=True)
-        sigma = x.std(dim=-1, keepdim=True)
-        x = (x - mu) / (sigma + 1e-3)
-        return torch.matmul(x, self.color.t()) * scale + self.beta
+        x = x - x.mean(dim=-1, keepdim=True)
+        sigma = torch.linalg.vector_norm(x, dim=-1, keepdim=True) / math.sqrt(c - 1)  # unbiased std
+        return torch.addcmul(self.beta, torch.matmul(x / (sigma + 1e-3), self.color.t()), scale)
 
 
 class VRWKV_SpatialMix(nn.Module):  # noqa: N801 - official name
@@ -230,12 +232,12 @@ class Block(nn.Module):
         """The LAN modules in the order the forward pass calls them."""
         return ([self.ln0] if self.layer_id == 0 else []) + [self.ln1, self.ln2]
 
-    def forward(self, x: Tensor, spatial: list[Tensor], channel: list[Tensor], inter_feat: list[Tensor],
+    def forward(self, x: Tensor, spatial: list[Tensor], channel: list[Tensor], inter_gaps: list[Tensor],
                 hw: _Shape) -> Tensor:
         if self.layer_id == 0:
-            x = self.ln0(x, inter_feat)
-        x = x + self.att(self.ln1(x, inter_feat), spatial, hw)
-        return x + self.ffn(self.ln2(x, inter_feat), channel, hw)
+            x = self.ln0(x, inter_gaps)
+        x = x + self.att(self.ln1(x, inter_gaps), spatial, hw)
+        return x + self.ffn(self.ln2(x, inter_gaps), channel, hw)
 
 
 class PatchEmbed(nn.Module):
@@ -280,19 +282,24 @@ class URWKV(nn.Module):
         grid = _image(self.pos_embed, (_POS_GRID, _POS_GRID))
         return _tokens(F.interpolate(grid, size=hw, mode="bicubic", align_corners=False))
 
-    def forward(self, x: Tensor, inter_feat: list[Tensor]) -> Tensor:
-        """``(B, C_in, H, W)`` -> ``(B, embed_dims, H, W)``."""
+    def forward(self, x: Tensor, inter_gaps: list[Tensor]) -> Tensor:
+        """``(B, C_in, H, W)`` -> ``(B, embed_dims, H, W)``; ``inter_gaps`` as for :class:`LuminanceAdaptiveNorm`."""
         x, hw = self.patch_embed(x)
         x = x + self.position_embedding(hw)
         spatial: list[Tensor] = []
         channel: list[Tensor] = []
         for layer in self.layers:
-            x = layer(x, spatial, channel, inter_feat, hw)
+            x = layer(x, spatial, channel, inter_gaps, hw)
         return _image(self.ln1(x), hw)
 
 
 def _conv_act(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.LeakyReLU(0.2, inplace=True))
+
+
+def _gap(x: Tensor) -> Tensor:
+    """Global average pooling ``(B, C, H, W)`` -> ``(B, C)``."""
+    return x.mean(dim=(2, 3))
 
 
 def _half(x: Tensor) -> Tensor:
@@ -316,18 +323,21 @@ class Encoder(nn.Module):
         self.enhanceBlock3 = URWKV(2 * dim, 2 * dim, 3, num_feats=4, max_channels=2 * dim)
         self.proj3 = _conv_act(2 * dim, 4 * dim)
 
-    def forward(self, x: Tensor, inter_feat: list[Tensor]) -> list[Tensor]:
-        """Returns ``[x1 (dim, H), x2 (2dim, H/2), x3 (4dim, H/4), x3_out (4dim, H/8)]``; extends ``inter_feat``."""
+    def forward(self, x: Tensor, inter_gaps: list[Tensor]) -> list[Tensor]:
+        """Returns ``[x1 (dim, H), x2 (2dim, H/2), x3 (4dim, H/4), x3_out (4dim, H/8)]``.
+
+        Appends the global averages of the stage outputs (the official ``inter_feat``) to ``inter_gaps``.
+        """
         x = self.head(x)
-        inter_feat.append(x)
-        x1 = self.enhanceBlock1(x, inter_feat)
-        inter_feat.append(x1)
+        inter_gaps.append(_gap(x))
+        x1 = self.enhanceBlock1(x, inter_gaps)
+        inter_gaps.append(_gap(x1))
         x1 = self.proj1(x1)
-        x1_out = self.enhanceBlock2(_half(x1), inter_feat)
-        inter_feat.append(x1_out)
+        x1_out = self.enhanceBlock2(_half(x1), inter_gaps)
+        inter_gaps.append(_gap(x1_out))
         x2 = self.proj2(x1_out)
-        x2_out = self.enhanceBlock3(_half(x2), inter_feat)
-        inter_feat.append(x2_out)
+        x2_out = self.enhanceBlock3(_half(x2), inter_gaps)
+        inter_gaps.append(_gap(x2_out))
         x3 = self.proj3(x2_out)
         return [x1, x2, x3, _half(x3)]
 
@@ -393,14 +403,13 @@ class Decoder(nn.Module):
         self.multiscale_fuse2 = SSF(3, widths, 2 * dim)
         self.multiscale_fuse3 = SSF(3, widths, 4 * dim)
 
-    def forward(self, x: Tensor, feats: list[Tensor], inter_feat: list[Tensor]) -> Tensor:
-        """``x`` ``(B, 4dim, H/8, W/8)``, ``feats = [x1, x2, x3]`` -> ``(B, 3, H, W)``; extends ``inter_feat``."""
-        x1 = self.enhanceBlock1(self.multiscale_fuse3(_double(x), feats), inter_feat)
-        inter_feat.append(x1)
-        x2 = self.enhanceBlock2(self.multiscale_fuse2(_double(self.proj1(x1)), feats), inter_feat)
-        inter_feat.append(x2)
-        x3 = self.enhanceBlock3(self.multiscale_fuse1(_double(self.proj2(x2)), feats), inter_feat)
-        inter_feat.append(x3)
+    def forward(self, x: Tensor, feats: list[Tensor], inter_gaps: list[Tensor]) -> Tensor:
+        """``x`` ``(B, 4dim, H/8, W/8)``, ``feats = [x1, x2, x3]`` -> ``(B, 3, H, W)``; extends ``inter_gaps``."""
+        x1 = self.enhanceBlock1(self.multiscale_fuse3(_double(x), feats), inter_gaps)
+        inter_gaps.append(_gap(x1))
+        x2 = self.enhanceBlock2(self.multiscale_fuse2(_double(self.proj1(x1)), feats), inter_gaps)
+        inter_gaps.append(_gap(x2))
+        x3 = self.enhanceBlock3(self.multiscale_fuse1(_double(self.proj2(x2)), feats), inter_gaps)
         return self.tail(self.proj3(x3))
 
 
@@ -414,7 +423,8 @@ class LLENet(Backbone):
             forward run right after ``torch.manual_seed(0)``.
 
     Inputs are ``(B, 3, H, W)`` float images in [0, 1] with H and W divisible by 8; outputs are not clamped.
-    ``Encoded.skips`` holds ``(input, (x1, x2, x3), inter_feat)``.
+    ``Encoded.skips`` holds ``(input, (x1, x2, x3), inter_gaps)``: the input, the encoder features the decoder's
+    fusions read, and the ``(B, C_i)`` global averages of the four encoder stage outputs its LAN layers read.
     """
 
     arch = "urwkv"
@@ -461,9 +471,9 @@ class LLENet(Backbone):
             ``Encoded`` with ``key`` = ``x3_out`` ``(B, 4*dim, H/8, W/8)``.
         """
         self.check_input(x)
-        inter_feat: list[Tensor] = []
-        x1, x2, x3, x3_out = self.encoder(x, inter_feat)
-        return Encoded(key=x3_out, skips=(x, (x1, x2, x3), tuple(inter_feat)))
+        inter_gaps: list[Tensor] = []
+        x1, x2, x3, x3_out = self.encoder(x, inter_gaps)
+        return Encoded(key=x3_out, skips=(x, (x1, x2, x3), tuple(inter_gaps)))
 
     def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Run the decoder from ``enc``; ``adapt`` replaces ``x3_out`` first.
@@ -471,9 +481,9 @@ class LLENet(Backbone):
         Returns:
             ``(B, 3, H, W)`` enhanced image (not clamped).
         """
-        x, feats, inter_feat = enc.skips
+        x, feats, inter_gaps = enc.skips
         z = enc.key if adapt is None else adapt(enc.key)
-        return self.decoder(z, list(feats), list(inter_feat)) + x
+        return self.decoder(z, list(feats), list(inter_gaps)) + x
 
 
 def _init_weights(m: nn.Module) -> None:
