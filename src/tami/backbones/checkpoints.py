@@ -76,14 +76,30 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"refusing to load {path}: it needs to run code to unpickle ({first}); "
-            "only plain tensor checkpoints are read — convert it with `tami convert` on a trusted machine"
-        ) from None
+        code, reason = _unpickling_reason(exc)
+        if code:
+            raise CheckpointError(
+                f"refusing to load {path}: it needs to run code to unpickle ({reason}); "
+                "only plain tensor checkpoints are read — re-save its state_dict on a trusted machine"
+            ) from None
+        raise CheckpointError(f"cannot read {path} as a torch checkpoint: {reason}") from None
     except Exception as exc:
         raise CheckpointError(f"cannot read {path} as a torch checkpoint: {exc}") from None
     return canonicalize(obj), {}
+
+
+def _unpickling_reason(exc: pickle.UnpicklingError) -> tuple[bool, str]:
+    """Whether torch's weights-only unpickler refused code (a GLOBAL it does not allow), and the telling line.
+
+    torch wraps the real reason in paragraphs of advice; corrupt files fail the same way, with other reasons.
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "GLOBAL" in line:
+            return True, line
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    details = [ln for ln in lines if not ln.startswith(boilerplate)]
+    return False, details[-1] if details else (lines[0] if lines else type(exc).__name__)
 
 
 def detect_arch(keys: set[str] | Mapping[str, Any]) -> str | None:
