@@ -64,7 +64,8 @@ def resolve(name: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
             f"{', '.join(sorted(config))}"
         )
     config.update(kwargs)
-    return arch, config
+    # JSON-compatible values (tuples as lists), so a configuration saved with the weights reloads equal.
+    return arch, {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
 def create(name: str, **overrides: Any) -> Backbone:
