@@ -163,12 +163,12 @@ def test_axis_attention_equals_its_formula_on_a_non_square_map():
         torch.testing.assert_close(att(x), att.fin(out), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_softmax_attention_paths_equal_the_formula(monkeypatch, fused):
-    monkeypatch.setattr(llformer, "_CPU_CHUNK", 60)  # 7 sequences of length 5: chunks of 2 on the CPU path
+@pytest.mark.parametrize("chunk", [60, 1 << 25])
+def test_chunked_softmax_attention_equals_the_formula(monkeypatch, chunk):
+    monkeypatch.setattr(llformer, "_CHUNK", chunk)  # 7 sequences of length 5: chunks of 2, or one chunk
     q, k, v = (torch.randn(7, 5, 4, dtype=torch.float64) for _ in range(3))
     expected = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
-    torch.testing.assert_close(softmax_attention(q, k, v, fused=fused), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(softmax_attention(q, k, v), expected, rtol=1e-10, atol=1e-10)
 
 
 def test_llformer_split_is_exact_after_the_bottleneck():
