@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -80,7 +81,7 @@ def test_image_stage_trains_on_generated_clips_and_exports_a_backbone(tmp_path: 
     losses = [e["loss/total"] for e in read_log(run / "log.jsonl") if "loss/total" in e]
     assert len(losses) == 3 and losses[-1] < 0.8 * losses[0], losses
     entries = read_log(run / "log.jsonl")
-    assert all(k in ("step", "lr") or k.split("/")[0] in ("loss", "metric", "time") for e in entries for k in e)
+    assert all(k in ("step", "lr", "grad_norm") or k.split("/")[0] in ("loss", "metric", "time") for e in entries for k in e)
     assert [e["step"] for e in entries if "metric/psnr" in e] == [15, 30]
     assert result.best is not None and result.best["metric"] == "mabd"
     assert (run / "data" / "train" / "synth.json").is_file()
@@ -171,6 +172,31 @@ def test_resume_is_bitwise_exact_even_after_a_crash_while_checkpointing(
         return [(e["step"], e["loss/total"]) for e in read_log(path / "log.jsonl") if "loss/total" in e]
 
     assert losses(straight) == losses(run)
+
+
+def test_sigterm_stops_after_the_current_iteration_with_a_checkpoint(
+    tmp_path: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tami.train.stages import ImageStage
+
+    original = ImageStage.compute_loss
+
+    def preempted_at_step_3(self, lq, gt, *, step, **kwargs):
+        if step == 2:  # 0-based: the third iteration
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, lq, gt, step=step, **kwargs)
+
+    monkeypatch.setattr(ImageStage, "compute_loss", preempted_at_step_3)
+    before = signal.getsignal(signal.SIGTERM)
+    config = from_dict({
+        "stage": "image", "device": "cpu", "model": {"backbone": "retinexformer", "backbone_options": SMALL},
+        "data": {"root": str(data["train"]), "clip_len": 1, "crop": 32}, "val": {"data": None},
+        "train": {"iterations": 50, "batch_size": 2, "log_every": 10, "checkpoint_every": None},
+    })
+    result = train(config, tmp_path / "run")
+    assert not result.finished and result.step == 3 and result.exports == []
+    assert ckpt.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 WORKER = textwrap.dedent(

@@ -1,6 +1,7 @@
 """Run logs: a JSONL file of every logged step, TensorBoard events when installed, and a progress bar.
 
-Log keys follow the project convention: ``loss/*``, ``metric/*``, ``time/*``, plus ``step`` and ``lr``.
+Log keys follow the project convention: ``loss/*``, ``metric/*``, ``time/*``, plus ``step``, ``lr`` and
+``grad_norm`` (before clipping).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class ProgressBar:
         """Advance one iteration; refresh the shown values when given."""
         if values is not None:
             shown = {k.split("/", 1)[-1]: f"{v:.4g}" for k, v in values.items()
-                     if k.startswith("loss/") or k == "lr"}
+                     if k.startswith("loss/") or k in ("lr", "grad_norm")}
             self._bar.set_postfix(shown, refresh=False)
         self._bar.update(1)
 

@@ -18,6 +18,8 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -258,7 +260,7 @@ class Trainer:
         values = {"loss/total": total.detach(), **{k: v.detach() for k, v in terms.items()}}
         if c.optim.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, c.optim.grad_clip)
-            values["loss/grad_norm"] = norm.detach()
+            values["grad_norm"] = norm.detach()
         lr = float(self.optimizer.param_groups[0]["lr"])
         self.optimizer.step()
         self.scheduler.step()
@@ -346,7 +348,18 @@ class Trainer:
         best = dict(self.best) if self.best["value"] is not None else None
         return TrainResult(self.run_dir, self.step, finished, exports, best, dict(self.last), self.stage.model)
 
+    def _stop_requested(self, flag: list[bool]) -> bool:
+        """Whether any process received SIGTERM (agreed by all processes, so they stop at the same step)."""
+        if not self.info.enabled:
+            return flag[0]
+        wanted = torch.tensor([1.0 if flag[0] else 0.0], device=self.device)
+        return bool(all_reduce_sum(self.info, wanted).item() > 0)
+
     def _loop(self, end: int, log: RunLog, bar: ProgressBar) -> None:
+        with _termination_flag() as flag:
+            self._steps(end, log, bar, flag)
+
+    def _steps(self, end: int, log: RunLog, bar: ProgressBar, flag: list[bool]) -> None:
         c = self.config
         sums: dict[str, Tensor] = {}
         count, data_time, tick, start = 0, 0.0, time.perf_counter(), time.perf_counter()
@@ -356,8 +369,9 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + value.float()
             count, data_time = count + 1, data_time + waited
             final = self.step == c.train.iterations
+            stopping = self.step < end and self._stop_requested(flag)
             logged = None
-            if self.step % c.train.log_every == 0 or self.step == end:
+            if self.step % c.train.log_every == 0 or self.step == end or stopping:
                 keys = sorted(sums)
                 reduced = all_reduce_sum(self.info, torch.stack([sums[k] for k in keys]))
                 now = time.perf_counter()
@@ -384,8 +398,34 @@ class Trainer:
                 log.write(self.step, logged)
             bar.update(logged)
             due_ckpt = c.train.checkpoint_every is not None and self.step % c.train.checkpoint_every == 0
-            if due_ckpt or self.step == end:
+            if due_ckpt or self.step == end or stopping:
                 self.save(ckpt.LAST)
+            if stopping:
+                logger.warning("terminated: stopped after iteration %d with a checkpoint; continue with --resume auto",
+                               self.step)
+                return
+
+
+@contextlib.contextmanager
+def _termination_flag() -> Iterator[list[bool]]:
+    """Turn SIGTERM (job schedulers' pre-emption notice) into a request to stop after the current iteration.
+
+    Yields a one-element list that becomes ``[True]`` on SIGTERM; the previous handler comes back afterwards. Only
+    the main thread can install signal handlers; elsewhere the flag simply never changes.
+    """
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def request_stop(signum: int, frame: Any) -> None:
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
