@@ -9,9 +9,13 @@ Injection point (TAMI): the output of the latent (bottleneck) transformer blocks
 memory key is the *input* of those blocks (``inp_enc_level4``, the output of ``down3_4``), so ``encode`` stops
 before the latent blocks and ``decode`` runs them, applies ``adapt`` and finishes the decoder.
 
-Differences from the official code that do not change the numbers beyond float rounding: the layer norm works on
-the channel axis in place of ``b c h w -> b (h w) c`` rearranges, and the transposed attention divides the
-``(c, c)`` Gram matrix by the outer product of the row norms in place of normalising full-size q and k copies.
+Execution order differs from the official code for CPU speed; the mathematics is the same and the outputs differ
+by float32 rounding only (about 1e-6): the network runs in channels_last layout (depth-wise convolutions and layer
+norms are several times faster there), the layer norm is ``F.layer_norm`` on the free ``(B, H, W, C)`` view instead
+of ``b c h w -> b (h w) c`` rearranges, the transposed attention divides the small ``(c, c)`` Gram matrix by the
+row norms instead of normalising full-size copies of q and k, and the attention matrix is folded into the output
+projection (one product over the pixels instead of two). Tensors crossing the API (``Encoded.key``, the ``adapt``
+argument, the output) are contiguous.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ class LayerNorm(nn.Module):
     """Layer norm over the channel axis of ``(B, C, H, W)`` (biased variance, eps 1e-5).
 
     ``WithBias``: ``(x - mean) / sqrt(var + eps) * weight + bias``. ``BiasFree``: ``x / sqrt(var + eps) * weight``
-    (the mean is removed inside the variance only, as in the official code).
+    (the mean is removed inside the variance only, as in the official code). Works on the ``(B, H, W, C)`` view,
+    which is free for channels_last input; the output is channels_last.
     """
 
     def __init__(self, dim: int, layer_norm_type: str) -> None:
@@ -51,12 +56,12 @@ class LayerNorm(nn.Module):
         self.body = _NormParams(dim, self.with_bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
-        inv = torch.rsqrt(var + 1e-5)
-        weight = self.body.weight[:, None, None]
+        y = x.permute(0, 2, 3, 1)
         if self.with_bias:
-            return torch.addcmul(self.body.bias[:, None, None], (x - mean) * inv, weight)
-        return x * inv * weight
+            y = F.layer_norm(y, y.shape[-1:], self.body.weight, self.body.bias, 1e-5)
+        else:
+            y = y * torch.rsqrt(y.var(-1, keepdim=True, correction=0) + 1e-5) * self.body.weight
+        return y.permute(0, 3, 1, 2)
 
 
 class FeedForward(nn.Module):
@@ -80,30 +85,64 @@ class FeedForward(nn.Module):
         return self.project_out(F.gelu(gate) * value)
 
 
-def transposed_attention(q: Tensor, k: Tensor, v: Tensor, heads: int, temperature: Tensor) -> Tensor:
-    """Channel ("transposed") attention of Restormer's MDTA.
+def tokens(x: Tensor) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, H*W, C)``; a free view when ``x`` is channels_last."""
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])
+
+
+def channel_attention(q: Tensor, k: Tensor, heads: int, temperature: Tensor) -> Tensor:
+    """Attention weights of Restormer's transposed (channel) attention.
 
     Args:
-        q, k, v: ``(B, C, H, W)``; ``C`` is split into ``heads`` groups of ``c = C / heads`` channels.
+        q, k: ``(B, N, C)`` token views; ``C`` is split into ``heads`` groups of ``c = C / heads`` channels.
         heads: number of heads.
         temperature: ``(heads, 1, 1)`` learnable scale of the cosine similarities.
 
     Returns:
-        ``(B, C, H, W)``: per head ``softmax(cos(q_i, k_j) * temperature) @ v`` over the ``c x c`` channel pairs.
-        Equivalent to L2-normalising q and k along the pixels first (norms clamped at 1e-12), without the copies.
+        ``(B, heads, c, c)``: ``softmax(cos(q_i, k_j) * temperature)`` over channel pairs, the cosine taken along
+        the N pixels. Equals L2-normalising q and k first (norms clamped at 1e-12, as ``F.normalize``) but divides
+        the small Gram matrix instead of copying q and k.
     """
-    b, c, h, w = q.shape
-    shape = (b, heads, c // heads, h * w)
-    q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
-    q_norm = torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12)
-    k_norm = torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-12)
-    attn = torch.matmul(q, k.transpose(-2, -1))
-    attn = attn / (q_norm * k_norm.transpose(-2, -1)) * temperature
-    return torch.matmul(attn.softmax(dim=-1), v).reshape(b, c, h, w)
+    b, n, c = q.shape
+    q = q.reshape(b, n, heads, c // heads)
+    k = k.reshape(b, n, heads, c // heads)
+    gram = torch.matmul(q.permute(0, 2, 3, 1), k.permute(0, 2, 1, 3))
+    q_norm = torch.linalg.vector_norm(q, dim=1).clamp_min(1e-12)
+    k_norm = torch.linalg.vector_norm(k, dim=1).clamp_min(1e-12)
+    return (gram / (q_norm[..., :, None] * k_norm[..., None, :]) * temperature).softmax(dim=-1)
+
+
+def attend_and_project(
+    q: Tensor, k: Tensor, v: Tensor, heads: int, temperature: Tensor, project_out: nn.Conv2d, size: torch.Size
+) -> Tensor:
+    """Channel attention followed by a 1x1 output projection, as one product over the pixels.
+
+    ``project_out(attn @ v)`` with per-head ``attn`` equals ``v @ M`` where ``M = blockdiag(attn)^T W^T`` is a
+    ``(C, C)`` matrix, so the values are read once and the output is written channels_last.
+
+    Args:
+        q, k, v: ``(B, N, C)`` token views (N = H*W pixels).
+        heads: number of heads.
+        temperature: ``(heads, 1, 1)``.
+        project_out: the ``C -> C`` 1x1 convolution (weight and optional bias are used).
+        size: ``(H, W)``.
+
+    Returns:
+        ``(B, C, H, W)`` channels_last.
+    """
+    b, _, dim = v.shape
+    attn = channel_attention(q, k, heads, temperature)
+    # out[o] = sum_{head, i} W[o, head, i] * sum_j attn[head, i, j] * v[head, j]
+    weight = project_out.weight.reshape(project_out.out_channels, heads, dim // heads)
+    mixed = torch.einsum("bhij,ohi->bhjo", attn, weight).reshape(b, dim, project_out.out_channels)
+    out = torch.matmul(v, mixed)
+    if project_out.bias is not None:
+        out = out + project_out.bias
+    return out.view(b, *size, -1).permute(0, 3, 1, 2)
 
 
 class Attention(nn.Module):
-    """Multi-Dconv head transposed self-attention (MDTA).
+    """Multi-Dconv head transposed self-attention (MDTA); see :func:`attend_and_project`.
 
     Args:
         dim: channels.
@@ -120,8 +159,8 @@ class Attention(nn.Module):
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
-        return self.project_out(transposed_attention(q, k, v, self.num_heads, self.temperature))
+        q, k, v = tokens(self.qkv_dwconv(self.qkv(x))).chunk(3, dim=-1)
+        return attend_and_project(q, k, v, self.num_heads, self.temperature, self.project_out, x.shape[-2:])
 
 
 class TransformerBlock(nn.Module):
@@ -283,31 +322,35 @@ class Restormer(Backbone):
             )
 
     def encode(self, x: Tensor) -> Encoded:
-        """Run the encoder on ``x`` ``(B, inp_channels, H, W)``.
+        """Run the encoder on ``x`` ``(B, inp_channels, H, W)`` (internally in channels_last layout).
 
         Returns:
-            ``key`` = ``inp_enc_level4`` ``(B, 8*dim, H/8, W/8)`` (the latent blocks' input); ``skips`` = the
-            input, the level-1..3 encoder outputs and (dual-pixel only) the patch embedding.
+            ``key`` = ``inp_enc_level4`` ``(B, 8*dim, H/8, W/8)`` (the latent blocks' input, contiguous);
+            ``skips`` = the input, the level-1..3 encoder outputs and (dual-pixel only) the patch embedding.
         """
         self.check_input(x)
+        x = x.contiguous(memory_format=torch.channels_last)
         inp_enc_level1 = self.patch_embed(x)
         out_enc_level1 = self.encoder_level1(inp_enc_level1)
         out_enc_level2 = self.encoder_level2(self.down1_2(out_enc_level1))
         out_enc_level3 = self.encoder_level3(self.down2_3(out_enc_level2))
-        inp_enc_level4 = self.down3_4(out_enc_level3)
+        inp_enc_level4 = self.down3_4(out_enc_level3).contiguous()
         embed = inp_enc_level1 if self.dual_pixel_task else None
         return Encoded(key=inp_enc_level4, skips=(x, out_enc_level1, out_enc_level2, out_enc_level3, embed))
 
     def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Run the latent blocks on ``enc.key``, apply ``adapt`` to their output, then the decoder.
 
+        ``adapt`` gets and returns ``(B, 8*dim, H/8, W/8)`` (it is given a contiguous tensor).
+
         Returns:
-            ``(B, out_channels, H, W)`` restored image (unclamped).
+            ``(B, out_channels, H, W)`` restored image (contiguous, unclamped).
         """
         x, out_enc_level1, out_enc_level2, out_enc_level3, embed = enc.skips
-        latent = self.latent(enc.key)
+        channels_last = torch.channels_last
+        latent = self.latent(enc.key.contiguous(memory_format=channels_last))
         if adapt is not None:
-            latent = adapt(latent)
+            latent = adapt(latent.contiguous()).contiguous(memory_format=channels_last)
         level3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), out_enc_level3], 1))
         level3 = self.decoder_level3(level3)
         level2 = self.reduce_chan_level2(torch.cat([self.up3_2(level3), out_enc_level2], 1))
@@ -315,9 +358,8 @@ class Restormer(Backbone):
         level1 = self.decoder_level1(torch.cat([self.up2_1(level2), out_enc_level1], 1))
         level1 = self.refinement(level1)
         if self.dual_pixel_task:
-            return self.output(level1 + self.skip_conv(embed))
-        return self.output(level1) + x
-
+            return self.output(level1 + self.skip_conv(embed)).contiguous()
+        return (self.output(level1) + x).contiguous()
 
 register_preset(
     "restormer.released",
