@@ -74,6 +74,11 @@ def test_frame_folder_round_trip_is_exact(tmp_path: Path, bits: int) -> None:
     assert reader.info.kind == "folder" and reader.info.count == 3 and reader.info.fps is None
     out = list(reader)
     assert all(np.array_equal(a, b) for a, b in zip(out, frames))
+    with open_writer(tmp_path / "named") as writer:
+        writer.write(frames[0], name="clip_a_0007")
+        with pytest.raises(InputError, match="plain file stem"):
+            writer.write(frames[1], name="../escape")
+    assert [p.name for p in (tmp_path / "named").iterdir()] == ["clip_a_0007.png"]
 
 
 def test_folder_natural_sort_gray_rgba_and_bgr_npy(tmp_path: Path) -> None:

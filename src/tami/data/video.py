@@ -477,6 +477,8 @@ class VideoWriter:
             raise InputError(f"frame {self.count} is {size[1]}x{size[0]}, earlier frames are "
                              f"{self._size[1]}x{self._size[0]}; a video has one frame size")
         if self.is_folder:
+            if name is not None and (not name or Path(name).name != name or name.startswith(".")):
+                raise InputError(f"frame name {name!r} must be a plain file stem (no folders, not hidden)")
             target = self._tmp / f"{name if name is not None else f'{self.count:06d}'}.png"
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(data[:, :, ::-1]))
             if not ok:
@@ -551,7 +553,8 @@ def open_writer(path: str | os.PathLike[str], fps: float | None = None, *, audio
     Args:
         path: ``out.mp4`` (or .mkv/.mov/.avi/...) for a video; a path without suffix (or an existing folder of
             frames) for png frames ``000000.png``, ``000001.png``, ...
-        fps: frame rate of a video file (default 25 when unknown); stored as an exact fraction (29.97 → 30000/1001).
+        fps: frame rate of a video file (default 25 when unknown); stored as the nearest fraction with a
+            denominator up to 1001 (29.97002997 → 30000/1001, 29.97 → 2997/100).
         audio_from: copy the first audio stream of this file into the output (PyAV only; warns when impossible).
         crf: H.264 quality, 0..51, lower is better (18 is visually lossless).
         bit_depth: 8, or 16 for png folders.
