@@ -187,8 +187,8 @@ def test_bad_inputs_give_one_clear_error_each(tmp_path: Path) -> None:
     cv2.imwrite(str(mixed / "0.png"), np.zeros((4, 4, 3), np.uint8))
     cv2.imwrite(str(mixed / "1.png"), np.zeros((5, 4, 3), np.uint8))
     (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
-    cases = {"trunc.mp4": "truncated", "trunc_tail.mp4": "truncated", "empty.mp4": "empty", "corrupt.mp4": "corrupt", "nothing": "no frames",
-             "bad.png": "cannot decode", "missing.mp4": "not found"}
+    cases = {"trunc.mp4": "truncated", "trunc_tail.mp4": "truncated", "empty.mp4": "empty", "corrupt.mp4": "corrupt",
+             "nothing": "no frames", "bad.png": "cannot decode", "missing.mp4": "not found"}
     for name, words in cases.items():
         with pytest.raises(InputError, match=words):
             list(open_video(tmp_path / name))

@@ -279,7 +279,8 @@ def did(root: Path, *, split: str = "train", **_: object) -> tuple[list[VideoPai
     for s in splits:
         folder = root / s
         if not (folder / "low").is_dir() or not (folder / "high").is_dir():
-            raise InputError(f"{folder}: expected low/ and high/ sub-folders (DID layout ROOT/{{train,test}}/{{low,high}})")
+            raise InputError(f"{folder}: expected low/ and high/ sub-folders "
+                             "(DID layout ROOT/{train,test}/{low,high})")
         prefix = f"{s}/" if split == "all" else ""
         pairs += _paired_videos(folder / "low", folder / "high", prefix=prefix, keep=lambda _: True, bgr_npy=False)
     return pairs, None

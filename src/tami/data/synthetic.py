@@ -162,7 +162,8 @@ class SynthClip:
 
     def summary(self) -> dict[str, object]:
         """JSON-friendly parameters of the clip (no pixels)."""
-        return {"exposure": round(self.exposure, 6), "shot": self.shot, "read": self.read, "exposures": self.exposures.round(5).tolist(),
+        return {"exposure": round(self.exposure, 6), "shot": self.shot, "read": self.read,
+                "exposures": self.exposures.round(5).tolist(),
                 "gains": self.gains.round(5).tolist(), "scales": self.scales.round(5).tolist(),
                 "angles": self.angles.round(4).tolist(), "centers": self.centers.round(3).tolist()}
 
@@ -344,9 +345,9 @@ def generate_dataset(out_dir: str | os.PathLike[str], *, videos: int, frames: in
         for i in range(videos):
             name, image = images[i % len(images)]
             video = f"{i:04d}_{name}"
-            clip = synthesize(image, frames=frames, size=size, seed=int(np.random.SeedSequence([seed, i])
-                                                                        .generate_state(1)[0]),
-                              exposure=exposure, flicker=flicker, color_cast=color_cast, **options)  # type: ignore[arg-type]
+            clip_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+            clip = synthesize(image, frames=frames, size=size, seed=clip_seed, exposure=exposure,
+                              flicker=flicker, color_cast=color_cast, **options)  # type: ignore[arg-type]
             for sub, data in (("input", clip.lq), ("GT", clip.gt)):
                 folder = tmp / sub / video
                 folder.mkdir(parents=True)
