@@ -1,0 +1,136 @@
+"""Enhance dark videos, frame folders or images with a TAMI model (default: the bundled model).
+
+The output mirrors the input: video → video (source fps and audio kept), folder → folder (frame names kept),
+image → image. With one input, -o names the output; with several, -o is a folder. Without -o, outputs go next
+to the inputs as NAME_tami.EXT (NAME_backbone.EXT with --backbone-only). Frames are streamed, so memory stays
+flat over any length; Ctrl-C or an error leaves no partial output.
+
+Job arrays: --shard K/N processes every N-th input starting at K (0-based), --skip-existing skips inputs whose
+output already exists, so a Slurm/Kubernetes array can split a collection and be restarted safely.
+
+Examples:
+  tami enhance dark.mp4
+  tami enhance clips/*.mp4 -o enhanced/ --shard $SLURM_ARRAY_TASK_ID/8 --skip-existing
+  tami enhance dark.mp4 --backbone-only --compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..enhance import DEFAULT_MODEL, EnhanceOptions, Enhancer, load_enhancement_model
+from ..errors import InputError
+
+NAME = "enhance"
+HELP = "enhance dark videos, frame folders or images"
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="video files, frame folders or images")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="output path (one input) or output folder (several inputs)")
+    parser.add_argument("--model", default=None,
+                        help=f"bundled model name or .safetensors model file (default: bundled {DEFAULT_MODEL!r})")
+    parser.add_argument("--backbone-only", action="store_true",
+                        help="run the frozen image backbone frame by frame, without the temporal adapter")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="compute precision (fp16 on GPUs only; default: fp32)")
+    parser.add_argument("--memory", type=int, default=None, metavar="K",
+                        help="frames kept in the adapter's memory (default: the model's setting)")
+    parser.add_argument("--max-side", type=int, default=None, metavar="N",
+                        help="process frames larger than N pixels on their longer side at reduced size, then upsample")
+    parser.add_argument("--compare", action="store_true", help="also write NAME_compare.EXT: input | output")
+    parser.add_argument("--scene-cut", type=float, default=0.5, metavar="T",
+                        help="histogram distance (0-1] above which the memory is reset (default: 0.5)")
+    parser.add_argument("--no-scene-cut", action="store_true", help="never reset the memory within a video")
+    parser.add_argument("--shard", default=None, metavar="K/N", help="process only inputs K, K+N, K+2N, ... (0-based)")
+    parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``K/N`` with ``0 <= K < N``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= k < n:
+        raise InputError(f"--shard K/N needs N >= 1 and 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def output_path(source: Path, output: Path | None, several: bool, tag: str) -> Path:
+    """Where the enhanced version of ``source`` goes (see the command's description)."""
+    named = f"{source.stem}_{tag}{source.suffix}" if source.is_file() else f"{source.name}_{tag}"
+    if output is None:
+        return source.with_name(named)
+    if several:
+        return output / source.name
+    return output
+
+
+def compare_path(path: Path) -> Path:
+    """``NAME_compare.EXT`` beside ``path``."""
+    return path.with_name(f"{path.stem}_compare{path.suffix}")
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = sorted(dict.fromkeys(args.inputs))
+    if args.shard:
+        k, n = parse_shard(args.shard)
+        inputs = inputs[k::n]
+    several = len(args.inputs) > 1
+    if several and args.output is not None and args.output.suffix:
+        raise InputError(f"with several inputs -o must be a folder, got file name {args.output}")
+    tag = "backbone" if args.backbone_only else "tami"
+    jobs = []
+    seen: dict[Path, Path] = {}
+    for source in inputs:
+        target = output_path(source, args.output, several, tag)
+        if target.resolve() == source.resolve():
+            raise InputError(f"output {target} would overwrite its input; choose another -o")
+        if target in seen:
+            raise InputError(f"inputs {seen[target]} and {source} would both be written to {target}; "
+                             "rename one or enhance them in separate calls")
+        seen[target] = source
+        if args.skip_existing and target.exists():
+            logger.info("skipping %s: %s exists", source, target)
+            continue
+        jobs.append((source, target))
+    if not jobs:
+        logger.info("nothing to do")
+        return 0
+    options = EnhanceOptions(
+        device=args.device,
+        precision=args.precision,
+        memory=args.memory,
+        max_side=args.max_side,
+        backbone_only=args.backbone_only,
+        scene_cut=None if args.no_scene_cut else args.scene_cut,
+    )
+    enhancer = Enhancer(load_enhancement_model(args.model), options)
+    logger.info("model: %s on %s (%s%s)", args.model or DEFAULT_MODEL, enhancer.device, args.precision,
+                ", backbone only" if args.backbone_only else "")
+    total_frames, total_seconds = 0, 0.0
+    for source, target in jobs:
+        bar = tqdm(desc=source.name, unit="frame", disable=args.quiet, dynamic_ncols=True, leave=False)
+
+        def start(info, bar=bar) -> None:  # noqa: ANN001
+            bar.reset(total=info.count)
+
+        stats = enhancer.enhance_video(source, target, compare=compare_path(target) if args.compare else None,
+                                       on_start=start, on_frame=lambda _, bar=bar: bar.update(1))
+        bar.close()
+        total_frames += stats.frames
+        total_seconds += stats.seconds
+        cuts = f", {stats.scene_cuts} scene cut(s)" if stats.scene_cuts else ""
+        logger.info("%s -> %s: %d frames, %.2f frames/s%s", source, target, stats.frames, stats.fps, cuts)
+    logger.info("Processed %d frames in %.1f seconds (%.2f frames/s).", total_frames, total_seconds,
+                total_frames / total_seconds if total_seconds else 0.0)
+    return 0

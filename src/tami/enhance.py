@@ -1,0 +1,355 @@
+"""Streaming video enhancement: the engine behind ``tami enhance``, ``tami demo`` and evaluation runs.
+
+:class:`Enhancer` owns the per-video state (the adapter's memory and hidden state, the scene-cut detector) and
+processes one frame at a time, so memory stays flat over any video length. Padding to the backbone's
+``multiple_of`` happens inside the model (the adapter) or in :meth:`Enhancer.step` (backbone-only mode) through
+:func:`tami.backbones.pad_to_multiple`, the only padding helper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from .adapter import TAMI
+from .adapter.io import load_model
+from .atomic import atomic_path
+from .backbones import crop_to, pad_to_multiple
+from .data.video import VideoInfo, VideoWriter, open_video, open_writer
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "fp16"]
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+DEFAULT_MODEL = "demo"
+
+
+def bundled_models() -> list[str]:
+    """Names of the models shipped inside the package (``tami/weights/<name>.safetensors``)."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def load_enhancement_model(model: str | os.PathLike[str] | None = None) -> TAMI:
+    """Load a bundled model by name (default ``"demo"``) or a backbone+adapter file written by ``save_model``.
+
+    Raises:
+        InputError: unknown bundled name or missing file.
+    """
+    name = DEFAULT_MODEL if model is None else os.fspath(model)
+    path = Path(name)
+    if not path.suffix:
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        if not path.is_file():
+            raise InputError(
+                f"no bundled model {name!r} (bundled: {', '.join(bundled_models()) or 'none'}); "
+                "give a bundled name or the path of a .safetensors model file"
+            )
+    elif not path.is_file():
+        raise InputError(f"model file {path} does not exist; give a bundled name or an existing .safetensors file")
+    return load_model(path)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; explicit names are checked for availability."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device 'mps' requested but Apple MPS is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type == "cpu":
+            raise InputError("fp16 is not supported on the CPU; use --precision bf16 (or fp32) there")
+        return torch.float16
+    raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
+
+
+@dataclass(frozen=True)
+class EnhanceOptions:
+    """How :class:`Enhancer` runs a model.
+
+    Attributes:
+        device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
+        precision: ``fp32``; ``bf16`` (CPU and GPU, autocast); ``fp16`` (GPU only).
+        memory: frames kept in the adapter's memory (default: the model's own setting).
+        max_side: process frames whose longer side exceeds this at a reduced size and upsample the result.
+        backbone_only: run the frozen image backbone frame by frame (no temporal adapter), for comparison.
+        scene_cut: histogram distance in [0, 1] above which a frame counts as a scene cut and resets the memory;
+            None disables the test.
+    """
+
+    device: str = "auto"
+    precision: Precision = "fp32"
+    memory: int | None = None
+    max_side: int | None = None
+    backbone_only: bool = False
+    scene_cut: float | None = 0.5
+
+
+class SceneCutDetector:
+    """Cheap scene-cut test: distance between gain-normalised luma histograms of consecutive frames.
+
+    Each frame's luma (on a thumbnail) is divided by its mean before the histogram, so exposure flicker, the very
+    thing the adapter smooths, does not look like a cut; the distance is half the L1 distance of the normalised
+    histograms, in [0, 1].
+    """
+
+    def __init__(self, threshold: float, bins: int = 32, thumb: int = 64) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise InputError(f"scene-cut threshold must be in (0, 1], got {threshold}")
+        self.threshold = threshold
+        self.bins = bins
+        self.thumb = thumb
+        self._previous: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the previous frame (start of a new video)."""
+        self._previous = None
+
+    def _histogram(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        scale = self.thumb / max(h, w)
+        small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        luma = small @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+        luma = luma / (float(luma.mean()) + 1e-3)
+        hist, _ = np.histogram(np.clip(luma, 0.0, 4.0), bins=self.bins, range=(0.0, 4.0))
+        return hist / max(1, hist.sum())
+
+    def is_cut(self, frame: np.ndarray) -> bool:
+        """True when ``frame`` starts a new scene relative to the previous call's frame."""
+        hist = self._histogram(frame)
+        previous, self._previous = self._previous, hist
+        return previous is not None and 0.5 * float(np.abs(hist - previous).sum()) > self.threshold
+
+
+@dataclass
+class EnhanceStats:
+    """What one :meth:`Enhancer.enhance_video` call did."""
+
+    input: Path
+    output: Path
+    frames: int
+    seconds: float
+    scene_cuts: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+class Enhancer:
+    """Enhance videos frame by frame with a TAMI model, keeping the per-video state here.
+
+    Example:
+        >>> enhancer = Enhancer(load_enhancement_model())          # bundled model
+        >>> enhancer.enhance_video("dark.mp4", "dark_tami.mp4")
+
+    Args:
+        model: a :class:`tami.adapter.TAMI` (its backbone is used alone with ``backbone_only``); the enhancer
+            takes it over (moves it to the device, sets its memory size when ``options.memory`` is given).
+        options: device, precision, memory size, internal resolution, scene-cut test.
+    """
+
+    def __init__(self, model: TAMI, options: EnhanceOptions | None = None) -> None:
+        self.options = options or EnhanceOptions()
+        self.device = resolve_device(self.options.device)
+        self.autocast_dtype = _autocast_dtype(self.device, self.options.precision)
+        if self.options.memory is not None:
+            if self.options.memory < 1:
+                raise InputError(f"--memory must be at least 1 frame, got {self.options.memory}")
+            model.config = dataclasses.replace(model.config, memory_frames=self.options.memory)
+        if self.options.max_side is not None and self.options.max_side < model.backbone.multiple_of:
+            raise InputError(
+                f"--max-side must be at least {model.backbone.multiple_of}, got {self.options.max_side}"
+            )
+        self.model = model.to(self.device).eval()
+        self.cuts = SceneCutDetector(self.options.scene_cut) if self.options.scene_cut is not None else None
+        self.scene_cuts = 0
+        self._state = None
+
+    def reset(self) -> None:
+        """Start a new video: empty memory, zero hidden state, no previous frame for the cut test."""
+        self._state = None
+        if self.cuts is not None:
+            self.cuts.reset()
+
+    # -- one frame ---------------------------------------------------------------------------------------------
+    def _internal_size(self, h: int, w: int) -> tuple[int, int]:
+        side = self.options.max_side
+        if side is None or max(h, w) <= side:
+            return h, w
+        scale = side / max(h, w)
+        return max(1, round(h * scale)), max(1, round(w * scale))
+
+    def _to_tensor(self, frame: np.ndarray) -> Tensor:
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise InputError(f"frames must be (H, W, 3) RGB arrays, got shape {frame.shape}")
+        return torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)).permute(2, 0, 1)[None].to(self.device)
+
+    @torch.inference_mode()
+    def _run(self, x: Tensor) -> Tensor:
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            if self.options.backbone_only:
+                padded, size = pad_to_multiple(x, self.model.backbone.multiple_of)
+                return crop_to(self.model.backbone(padded), size).float()
+            if self._state is None:
+                self._state = self.model.init_state(batch=1)
+            out, self._state, _ = self.model.step(x, self._state)
+            return out.float()
+
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """Enhance the next frame of the current video.
+
+        Args:
+            frame: ``(H, W, 3) float32`` RGB in ``[0, 1]``.
+
+        Returns:
+            The enhanced ``(H, W, 3) float32`` RGB frame in ``[0, 1]``, same size as the input.
+        """
+        if self.cuts is not None and self.cuts.is_cut(frame) and self._state is not None:
+            self.scene_cuts += 1
+            self._state = None
+            logger.debug("scene cut: adapter memory reset")
+        h, w = frame.shape[:2]
+        ih, iw = self._internal_size(h, w)
+        small = frame if (ih, iw) == (h, w) else cv2.resize(frame, (iw, ih), interpolation=cv2.INTER_AREA)
+        out = self._run(self._to_tensor(small))[0].clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+        if (ih, iw) != (h, w):
+            out = np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+        return out
+
+    def enhance_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Enhance a whole video given as an iterable of frames (the state is reset first)."""
+        self.reset()
+        for frame in frames:
+            yield self.step(frame)
+
+    # -- files -------------------------------------------------------------------------------------------------
+    def enhance_video(
+        self,
+        source: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        *,
+        compare: str | os.PathLike[str] | None = None,
+        on_start: Callable[[VideoInfo], None] | None = None,
+        on_frame: Callable[[int], None] | None = None,
+    ) -> EnhanceStats:
+        """Enhance a video file, frame folder or image into ``output``; nothing partial is left on failure.
+
+        Args:
+            source: input video file, frame folder or single image.
+            output: video file (source fps and audio kept), frame folder (frame names kept) or image path.
+            compare: optional second output showing input | output side by side.
+            on_start: called once with the input's :class:`VideoInfo` (e.g. to size a progress bar).
+            on_frame: called after every frame with the number of frames done.
+
+        Raises:
+            InputError: unreadable input, unwritable output, bad frames.
+        """
+        source, output = Path(source), Path(output)
+        reader = open_video(source)
+        info = reader.info
+        if on_start is not None:
+            on_start(info)
+        names = info.names
+        audio = source if info.kind == "file" else None
+        start = time.perf_counter()
+        cuts_before = self.scene_cuts
+        writers = [_open_output(output, info, audio)]
+        if compare is not None:
+            writers.append(_open_output(Path(compare), info, audio))
+        count = 0
+        self.reset()
+        try:
+            for count, frame in enumerate(reader, start=1):
+                out = self.step(frame)
+                name = names[count - 1] if names is not None else None
+                writers[0].write(out, name=name)
+                if compare is not None:
+                    writers[1].write(np.concatenate([frame, out], axis=1), name=name)
+                if on_frame is not None:
+                    on_frame(count)
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        for writer in writers:
+            writer.close()
+        return EnhanceStats(source, output, count, time.perf_counter() - start, self.scene_cuts - cuts_before)
+
+
+def _open_output(path: Path, info: VideoInfo, audio: Path | None) -> VideoWriter | _ImageWriter:
+    try:
+        if info.kind == "image" and path.suffix:
+            return _ImageWriter(path)
+        return open_writer(path, info.fps, audio_from=audio)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable output path") from None
+
+
+class _ImageWriter:
+    """Writer for a single-image output with the same interface as the video writers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._ctx = atomic_path(path)
+        self._tmp = self._ctx.__enter__()
+        self._frame: np.ndarray | None = None
+
+    def write(self, frame: np.ndarray, name: str | None = None) -> None:
+        self._frame = frame
+
+    def close(self) -> None:
+        if self._frame is None:
+            self.abort()
+            raise InputError(f"no frame was written to {self.path}")
+        data = np.round(np.clip(self._frame, 0, 1) * 255).astype(np.uint8)[:, :, ::-1]
+        ok, buf = cv2.imencode(self.path.suffix, np.ascontiguousarray(data))
+        if not ok:
+            self.abort()
+            raise InputError(f"cannot encode {self.path.name}; use .png or .jpg")
+        buf.tofile(self._tmp)
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        error = InputError("write aborted")
+        self._ctx.__exit__(InputError, error, None)
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EnhanceOptions",
+    "EnhanceStats",
+    "Enhancer",
+    "SceneCutDetector",
+    "bundled_models",
+    "load_enhancement_model",
+    "resolve_device",
+]
