@@ -16,7 +16,7 @@ import torch
 from tami.errors import CheckpointError, InputError
 from tami.train import checkpoint as ckpt
 from tami.train.config import dump_yaml, from_dict, load_config, read_yaml, to_dict
-from tami.train.schedule import WarmupCosine, build_scheduler
+from tami.train.schedule import WarmupCosine, build_scheduler, retarget
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = {"data": {"synthetic": {"videos": 2}}}
@@ -111,6 +111,23 @@ def test_warmup_then_cosine_to_floor() -> None:
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     # The schedule is part of the scheduler state (a resumed run continues it).
     assert sched.state_dict()["last_epoch"] == 10
+
+
+def test_resumed_schedule_follows_a_longer_run() -> None:
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = build_scheduler(opt, warmup=0, total=4, lr=0.1, min_lr=0.0)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    state = sched.state_dict()
+    restored = build_scheduler(opt, warmup=0, total=4, lr=0.1, min_lr=0.0)
+    restored.load_state_dict(state)
+    assert not retarget(restored, warmup=0, total=4, lr=0.1, min_lr=0.0)  # exact resume: untouched
+    assert retarget(restored, warmup=0, total=8, lr=0.1, min_lr=0.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * WarmupCosine(0, 8, 0.0)(2))
+    restored.step()
+    assert restored.last_epoch == 3 and opt.param_groups[0]["lr"] == pytest.approx(0.1 * WarmupCosine(0, 8, 0.0)(3))
 
 
 def test_rng_state_round_trip() -> None:

@@ -37,3 +37,19 @@ def build_scheduler(
 ) -> LambdaLR:
     """A per-iteration :class:`LambdaLR` following :class:`WarmupCosine` from ``lr`` down to ``min_lr``."""
     return LambdaLR(optimizer, WarmupCosine(warmup=warmup, total=total, floor=min_lr / lr))
+
+
+def retarget(scheduler: LambdaLR, *, warmup: int, total: int, lr: float, min_lr: float) -> bool:
+    """Make a restored scheduler follow the current config's schedule (e.g. more iterations on resume).
+
+    Keeps the iteration count; when the schedule differs from the restored one, replaces it and sets each
+    group's learning rate for the next iteration. Returns whether anything changed (an exact resume changes nothing).
+    """
+    fresh = WarmupCosine(warmup=warmup, total=total, floor=min_lr / lr)
+    if scheduler.lr_lambdas[0] == fresh and all(b == lr for b in scheduler.base_lrs):
+        return False
+    scheduler.lr_lambdas = [fresh for _ in scheduler.lr_lambdas]
+    scheduler.base_lrs = [lr for _ in scheduler.base_lrs]
+    for group in scheduler.optimizer.param_groups:
+        group["lr"] = lr * fresh(scheduler.last_epoch)
+    return True

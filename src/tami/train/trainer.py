@@ -49,7 +49,7 @@ from .distributed import (
 )
 from .ema import EMA
 from .logs import LOG_FILE, ProgressBar, RunLog, truncate_log
-from .schedule import build_scheduler
+from .schedule import build_scheduler, retarget
 from .stages import Stage, build_stage, describe
 from .validate import metric_functions, validate
 
@@ -63,7 +63,7 @@ class TrainResult:
     Attributes:
         run_dir: the run folder.
         step: iterations done.
-        finished: whether ``train.iterations`` was reached (else stopped by ``stop_at``).
+        finished: whether ``train.iterations`` was reached (else stopped by ``stop_at`` or SIGTERM).
         exports: exported weight files (empty when stopped early).
         best: ``{"metric", "value", "step"}`` of the best validation, if any.
         last: the last logged values.
@@ -217,6 +217,9 @@ class Trainer:
         self.stage.load_trained_state(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        o = self.config.optim
+        if retarget(self.scheduler, warmup=o.warmup, total=self.config.train.iterations, lr=o.lr, min_lr=o.min_lr):
+            logger.info("learning-rate schedule follows the new config from step %d on", int(state["step"]))
         if self.ema is not None:
             if state["ema"] is None:
                 logger.warning("%s has no EMA; starting the average from the current weights", path)
