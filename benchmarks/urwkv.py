@@ -32,7 +32,7 @@ import torch
 
 import tami.backbones as tb
 from tami.backbones import urwkv
-from tami.backbones.urwkv_wkv import bi_wkv
+from tami.backbones.urwkv_wkv import bi_wkv_channels_first
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(os.environ.get("TAMI_FIXTURES", REPO.parent / "shared" / "fixtures" / "backbones"))
@@ -76,13 +76,14 @@ def forward_breakdown(device: torch.device, size: tuple[int, int], repeats: int)
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
     with torch.inference_mode():
         total = _median_time(lambda: model(x), device, repeats)
-        wkv_timer = _Timer(urwkv.bi_wkv, device)
+        wkv_timer = _Timer(urwkv.bi_wkv_channels_first, device)
         lan_timer = _Timer(urwkv.LuminanceAdaptiveNorm.forward, device)
-        urwkv.bi_wkv, urwkv.LuminanceAdaptiveNorm.forward = wkv_timer, lambda self, *a: lan_timer(self, *a)
+        urwkv.bi_wkv_channels_first = wkv_timer
+        urwkv.LuminanceAdaptiveNorm.forward = lambda self, *a: lan_timer(self, *a)
         try:
             model(x)
         finally:
-            urwkv.bi_wkv, urwkv.LuminanceAdaptiveNorm.forward = wkv_timer.fn, lan_timer.fn
+            urwkv.bi_wkv_channels_first, urwkv.LuminanceAdaptiveNorm.forward = wkv_timer.fn, lan_timer.fn
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             model(x)
@@ -99,21 +100,21 @@ def wkv_stages(device: torch.device, size: tuple[int, int], repeats: int) -> Non
               ("enc3", h * w // 16, 64), ("dec1", h * w // 16, 128)]
     g = torch.Generator().manual_seed(0)
     for name, t, c in stages:
-        k = (torch.randn(1, t, c, generator=g) * 3).to(device)
-        v = torch.randn(1, t, c, generator=g).to(device)
+        k = (torch.randn(1, c, t, generator=g) * 3).to(device)  # channels-first, as URWKV's spatial mixing calls it
+        v = torch.randn(1, c, t, generator=g).to(device)
         wd = (torch.linspace(-5, 3, c) / t).to(device)
         ud = (torch.randn(c, generator=g) / t).to(device)
         with torch.inference_mode():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
                 base = torch.cuda.memory_allocated(device)
-                bi_wkv(wd, ud, k, v)
+                bi_wkv_channels_first(wd, ud, k, v)
                 mem = (torch.cuda.max_memory_allocated(device) - base) / 2**20
             else:
                 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                bi_wkv(wd, ud, k, v)
+                bi_wkv_channels_first(wd, ud, k, v)
                 mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-            seconds = _median_time(lambda: bi_wkv(wd, ud, k, v), device, repeats)
+            seconds = _median_time(lambda: bi_wkv_channels_first(wd, ud, k, v), device, repeats)
         io_mb = 3 * t * c * 4 / 2**20
         print(f"WKV {name:9s} T={t:7d} C={c:3d}: {seconds * 1e3:8.1f} ms, peak +{mem:7.1f} MiB "
               f"(k, v, y: {io_mb:.1f} MiB)")

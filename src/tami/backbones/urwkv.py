@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from ..errors import CheckpointError, InputError
 from .base import Adapt, Backbone, Encoded
 from .registry import BACKBONES, register_preset
-from .urwkv_wkv import bi_wkv
+from .urwkv_wkv import bi_wkv_channels_first
 
 _LAN_KERNELS = (1, 3, 5)
 _POS_GRID = 32  # official img_size: the position embedding is learned on a 32x32 grid
@@ -188,8 +188,12 @@ class VRWKV_SpatialMix(nn.Module):  # noqa: N801 - official name
         xv = torch.lerp(xx, x, self.spatial_mix_v)
         xr = torch.lerp(xx, x, self.spatial_mix_r)
         t = x.shape[1]
-        y = bi_wkv(self.spatial_decay / t, self.spatial_first / t, self.key(xk), self.value(xv))
-        return self.output(torch.sigmoid(self.receptance(xr)) * y)
+        # k, v, r come out channels-first (B, C, T), the layout the WKV scans want, straight from the products
+        k = torch.matmul(self.key.weight, xk.transpose(1, 2))
+        v = torch.matmul(self.value.weight, xv.transpose(1, 2))
+        r = torch.matmul(self.receptance.weight, xr.transpose(1, 2))
+        y = torch.sigmoid(r) * bi_wkv_channels_first(self.spatial_decay / t, self.spatial_first / t, k, v)
+        return torch.matmul(y.transpose(1, 2), self.output.weight.t())
 
 
 class VRWKV_ChannelMix(nn.Module):  # noqa: N801 - official name

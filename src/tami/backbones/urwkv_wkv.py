@@ -44,7 +44,7 @@ def chunk_length(num_tokens: int) -> int:
 
 
 def bi_wkv(w: Tensor, u: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """Bidirectional WKV of the official URWKV kernel.
+    """Bidirectional WKV of the official URWKV kernel, in the kernel's ``(B, T, C)`` layout.
 
     Args:
         w: ``(C,)`` decay per channel (URWKV passes ``spatial_decay / T``).
@@ -53,19 +53,28 @@ def bi_wkv(w: Tensor, u: Tensor, k: Tensor, v: Tensor) -> Tensor:
         v: ``(B, T, C)`` values.
 
     Returns:
-        ``(B, T, C)`` (a transposed view of a ``(B, C, T)`` tensor) in the dtype of ``k``; computed in float64 for
-        float64 inputs, else in float32 (half and bfloat16 inputs are upcast, as the official wrapper does).
+        ``(B, T, C)`` (a transposed view) in the dtype of ``k``; see :func:`bi_wkv_channels_first`.
     """
-    b, t, c = k.shape
+    return bi_wkv_channels_first(w, u, k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+
+
+def bi_wkv_channels_first(w: Tensor, u: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """:func:`bi_wkv` on ``(B, C, T)`` keys and values, returning ``(B, C, T)``.
+
+    The scans run along the last dimension, so contiguous ``(B, C, T)`` inputs avoid a transposed copy (URWKV's
+    spatial mixing produces them directly from its projections). Computed in float64 for float64 inputs, else in
+    float32 (half and bfloat16 inputs are upcast, as the official wrapper does); returned in the dtype of ``k``.
+    """
+    b, c, t = k.shape
     work = torch.float64 if k.dtype == torch.float64 else torch.float32
     w, u = w.to(work), u.to(work)
-    kt = k.to(work).transpose(1, 2).contiguous()  # (B, C, T): the scans run along the contiguous dimension
-    vt = v.to(work).transpose(1, 2).contiguous()
+    kw, vw = k.to(work).contiguous(), v.to(work).contiguous()  # a copy only for other layouts or dtypes
     step = max(1, _SLICE_ELEMENTS // max(1, b * t))
-    parts = [_bi_wkv(w[i : i + step], u[i : i + step], kt[:, i : i + step], vt[:, i : i + step])
+    if step >= c:
+        return _bi_wkv(w, u, kw, vw).to(k.dtype)
+    parts = [_bi_wkv(w[i : i + step], u[i : i + step], kw[:, i : i + step], vw[:, i : i + step])
              for i in range(0, c, step)]
-    out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-    return out.transpose(1, 2).to(k.dtype)
+    return torch.cat(parts, dim=1).to(k.dtype)
 
 
 def _chunks(x: Tensor, n: int, length: int, fill: float) -> Tensor:
@@ -76,50 +85,60 @@ def _chunks(x: Tensor, n: int, length: int, fill: float) -> Tensor:
     return x.unflatten(-1, (n, length))
 
 
+class _Decays:
+    """Decay factors of one channel slice for chunks of ``length`` tokens (``w``, ``u`` are ``(C,)``)."""
+
+    def __init__(self, w: Tensor, u: Tensor, n: int, length: int) -> None:
+        w3 = w[:, None, None]  # (C, 1, 1) against (B, C, N, L)
+        pos = torch.arange(length, device=w.device, dtype=w.dtype)
+        self.plus, self.minus = (w3 * pos).exp(), (-w3 * pos).exp()  # e^(+-w p), (C, 1, L)
+        self.chunk = (-w * length).exp()[:, None]  # (C, 1): e^-wL, decay over one chunk
+        self.step, self.bonus = w3.exp(), u[:, None, None].exp()  # e^w, e^u
+        idx = torch.arange(n, device=w.device)
+        gap = (idx[:, None] - idx[None, :]).to(w.dtype)  # n - n'
+        lower = idx[:, None] > idx[None, :]
+        self.left = torch.where(lower, -w3 * length * (gap - 1), -math.inf).exp()  # (C, N, N') earlier chunks
+        self.right = torch.where(lower.t(), w3 * length * (gap + 1), -math.inf).exp()  # later chunks
+
+
+def _weighted_sums(x: Tensor, d: _Decays) -> Tensor:
+    """``sum_j W_ij x_j + e^u x_i`` for every token ``i`` of ``x`` ``(B, C, N, L)`` (weights already in ``x``).
+
+    left:  e^-wp (e^w sum_{q<p} P_q + left_state),  P_q = x_q e^wq
+    right: e^+wp (sum_{q>p} Q_q + e^-wL right_state + (1 - e^w) sum_{0<q<=p} Q_q),  Q_q = x_q e^-wq
+         = e^+wp (right_total + e^-wL right_state - (1 - e^w) Q_0 - e^w sum_{q<=p} Q_q)
+    The in-place updates only touch cumsum outputs (autograd keeps none of them; the totals are copies).
+    """
+    p_terms = x * d.plus
+    out = p_terms.cumsum(dim=-1)
+    left_total = out[..., -1].clone() * d.chunk  # (B, C, N): chunk seen from the next chunk's start
+    left_state = (d.left * left_total.unsqueeze(-2)).sum(dim=-1)  # (B, C, N): tokens of earlier chunks
+    out.sub_(p_terms).mul_(d.step).add_(left_state.unsqueeze(-1)).mul_(d.minus)
+    del p_terms
+
+    q_terms = x * d.minus
+    right = q_terms.cumsum(dim=-1)
+    right_total = right[..., -1].clone()  # chunk seen from its own start
+    right_state = (d.right * right_total.unsqueeze(-2)).sum(dim=-1)  # tokens of later chunks
+    edge = right_total + right_state * d.chunk - q_terms[..., 0] * (1 - d.step[..., 0])
+    del q_terms
+    right.mul_(-d.step).add_(edge.unsqueeze(-1))
+    return out.addcmul_(right, d.plus).addcmul_(x, d.bonus)
+
+
 def _bi_wkv(w: Tensor, u: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """:func:`bi_wkv` on ``(B, C, T)`` keys and values with ``(C,)`` w, u; returns ``(B, C, T)``."""
+    """:func:`bi_wkv_channels_first` on one channel slice: ``(B, C, T)`` keys and values, ``(C,)`` w, u."""
     t = k.shape[-1]
     length = chunk_length(t)
     n = -(-t // length)  # non-empty chunks (<= 32)
-    w3, u3 = w[:, None, None], u[:, None, None]  # (C, 1, 1) against (..., C, N, L)
     ref = k.detach().amax(dim=-1, keepdim=True)  # (B, C, 1): every weight is scaled by e^-ref
     kc = _chunks(k - ref, n, length, -math.inf)  # (B, C, N, L), padding weighs e^-inf = 0
     a = kc.exp()
-    x = torch.stack((a * _chunks(v, n, length, 0.0), a))  # (2, B, C, N, L): numerator and denominator terms
-
-    pos = torch.arange(length, device=k.device, dtype=k.dtype)
-    e_plus, e_minus = (w3 * pos).exp(), (-w3 * pos).exp()  # (C, 1, L)
-    e_chunk = (-w * length).exp()[:, None]  # (C, 1) decay over one chunk
-    e_w, e_u = w3.exp(), u3.exp()
-
-    idx = torch.arange(n, device=k.device)
-    gap = (idx[:, None] - idx[None, :]).to(k.dtype)  # n - n'
-    lower = idx[:, None] > idx[None, :]
-    decay_left = torch.where(lower, -w3 * length * (gap - 1), -math.inf).exp()  # (C, N, N')
-    decay_right = torch.where(lower.t(), w3 * length * (gap + 1), -math.inf).exp()
-
-    # left:  e^-wp (e^w sum_{q<p} P_q + left_state),  P_q = x_q e^wq
-    # right: e^+wp (sum_{q>p} Q_q + e^-wL right_state + (1 - e^w) sum_{0<q<=p} Q_q),  Q_q = x_q e^-wq
-    #      = e^+wp (right_total + e^-wL right_state - (1 - e^w) Q_0 - e^w sum_{q<=p} Q_q)
-    # The in-place updates only touch cumsum outputs (autograd keeps none of them; the totals are copies).
-    p_terms = x * e_plus
-    out = p_terms.cumsum(dim=-1)
-    left_total = out[..., -1].clone() * e_chunk  # (2, B, C, N): chunk seen from the next chunk's start
-    left_state = (decay_left * left_total.unsqueeze(-2)).sum(dim=-1)  # (2, B, C, N): tokens of earlier chunks
-    out.sub_(p_terms).mul_(e_w).add_(left_state.unsqueeze(-1)).mul_(e_minus)
-    del p_terms
-
-    q_terms = x * e_minus
-    right = q_terms.cumsum(dim=-1)
-    right_total = right[..., -1].clone()  # chunk seen from its own start
-    right_state = (decay_right * right_total.unsqueeze(-2)).sum(dim=-1)  # tokens of later chunks
-    edge = right_total + right_state * e_chunk - q_terms[..., 0] * (1 - e_w[..., 0])
-    del q_terms
-    right.mul_(-e_w).add_(edge.unsqueeze(-1))
-    out.addcmul_(right, e_plus).addcmul_(x, e_u)
-    out = out.flatten(-2)[..., :t]  # (2, B, C, T)
-    offset = _kernel_offset(w3.detach(), u3.detach(), kc.detach(), n, length).flatten(-2)[..., :t]
-    return out[0] / out[1].add(offset.exp_().mul_(EPS))
+    decays = _Decays(w, u, n, length)
+    num = _weighted_sums(a * _chunks(v, n, length, 0.0), decays).flatten(-2)[..., :t]
+    den = _weighted_sums(a, decays).flatten(-2)[..., :t]
+    offset = _kernel_offset(w.detach()[:, None, None], u.detach()[:, None, None], kc.detach(), n, length)
+    return num / den.add_(offset.flatten(-2)[..., :t].exp_().mul_(EPS))
 
 
 @torch.no_grad()
