@@ -14,6 +14,8 @@ checkpoints (checkpoints/last.pt, checkpoints/best.pt) and the exported weights 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import shlex
 from pathlib import Path
 
@@ -53,8 +55,13 @@ def _command(args: argparse.Namespace, run_dir: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     run_dir = args.output if args.output is not None else Path("runs") / args.config.stem
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if not main_process:  # under torchrun, only rank 0 reports progress
+        logging.getLogger("tami").setLevel(logging.WARNING)
     result = train(config, run_dir, resume=args.resume, stop_at=args.stop_at, command=_command(args, run_dir),
-                   progress=not args.quiet)
+                   progress=not args.quiet and main_process)
+    if not main_process:
+        return 0
     shown = ", ".join(f"{k} {v:.4g}" for k, v in result.last.items() if k.startswith(("loss/total", "metric/")))
     if result.finished:
         print(f"Trained {result.step} iterations into {result.run_dir}" + (f" ({shown})" if shown else ""))
