@@ -10,6 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` when the block succeeds.
@@ -25,10 +31,13 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
     target.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes private (0700) folders
     else:
         fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
         os.close(fd)
         tmp = Path(name)
+        # mkstemp creates private (0600) files; give the output the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         if directory:
