@@ -239,6 +239,8 @@ def test_wkv_channel_slices_and_half_precision_inputs(monkeypatch):
     whole = bi_wkv(w, u, k, v)
     monkeypatch.setattr(urwkv_wkv, "_SLICE_ELEMENTS", 2 * 300 * 2)  # two channels per slice
     assert torch.equal(bi_wkv(w, u, k, v), whole)
+    channels_first = urwkv_wkv.bi_wkv_channels_first(w, u, k.transpose(1, 2), v.transpose(1, 2))
+    assert torch.equal(channels_first.transpose(1, 2), whole)
     half = bi_wkv(w, u, k.bfloat16(), v.bfloat16())
     assert half.dtype == torch.bfloat16 and (half.float() - whole).abs().max() < 0.1
 
