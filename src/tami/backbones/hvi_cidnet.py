@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from ..errors import InputError
 from .base import Adapt, Backbone, Encoded
 from .registry import BACKBONES, register_preset
-from .restormer import attend_and_project, tokens
+from .restormer import attend_and_project, gated_half, tokens
 
 _EPS = 1e-8  # the colour transform's epsilon
 
@@ -126,6 +126,8 @@ class CAB(nn.Module):
 class IEL(nn.Module):
     """Intensity enhancement layer: 1x1 conv to 2h, depth-wise 3x3, ``(tanh(dw(a)) + a) * (tanh(dw(b)) + b)``, 1x1.
 
+    The halves a and b are computed by :func:`tami.backbones.restormer.gated_half` (dense channels_last tensors).
+
     Args:
         dim: channels in and out.
         ffn_expansion_factor: hidden width ``h = int(dim * ffn_expansion_factor)``.
@@ -142,7 +144,9 @@ class IEL(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        hidden = self.project_out.in_channels
+        a = gated_half(x, self.project_in, self.dwconv, 0, hidden)
+        b = gated_half(x, self.project_in, self.dwconv, hidden, 2 * hidden)
         a = torch.tanh(self.dwconv1(a)) + a
         b = torch.tanh(self.dwconv2(b)) + b
         return self.project_out(a * b)
