@@ -98,8 +98,7 @@ def test_video_stage_trains_only_the_adapter(tmp_path: Path, data: dict[str, Pat
     from tami.adapter.io import load_adapter
     from tami.losses import build_loss
 
-    config = video_config(data, "train.iterations=30", "train.log_every=10", "val.every=null",
-                          "train.checkpoint_every=null")
+    config = video_config(data, "train.iterations=15", "val.every=null", "train.checkpoint_every=null")
     frozen = backbones.load(data["backbone"]).state_dict()
     result = train(config, tmp_path / "run")
     model = result.model

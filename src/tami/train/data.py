@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,13 +116,17 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 class BatchStream:
     """Endless, resumable stream of this process's share of every global batch.
 
+    Batches are planned in the main process (sampler epochs cut into global batches) and loaded either here or by
+    a pool of ``DataLoader`` workers that lives across epochs. Each planned batch carries its position, and the
+    position advances only when the batch is actually consumed, so prefetching never shifts a resume point.
+
     Args:
         dataset: indexable by the sampler's clip indices, returning dicts with ``lq``/``gt`` ``(T, 3, H, W)``.
         sampler: yields one epoch of clip indices per iteration; has ``state_dict``/``load_state_dict``.
         batch_size: clips per process and step.
         info: process placement (rank, world size).
         workers: loader worker processes (0 = load here).
-        seed: seeds the loader's worker RNGs (per epoch).
+        seed: seeds the loader's worker RNGs.
         pin_memory: pin host memory (for CUDA).
     """
 
@@ -136,8 +141,9 @@ class BatchStream:
         self.pin_memory = pin_memory
         self.epoch = 0
         self.offset = 0
-        self._epoch_start_state: dict[str, Any] | None = None
-        self._batches: list[list[Any]] = []
+        self._epoch_start: dict[str, Any] | None = None
+        self._resume_from: dict[str, Any] | None = None
+        self._planned: deque[tuple[int, int, dict[str, Any]]] = deque()
         self._iter: Iterator[dict[str, Any]] | None = None
 
     @property
@@ -146,26 +152,17 @@ class BatchStream:
 
     def state_dict(self) -> dict[str, Any]:
         """Epoch, global batches consumed in it, and the sampler's state at the epoch's start."""
-        return {"epoch": self.epoch, "offset": self.offset, "sampler": self._epoch_start_state}
+        return {"epoch": self.epoch, "offset": self.offset, "sampler": self._epoch_start}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`: the next batch is the one that followed it."""
-        self.epoch = int(state["epoch"])
-        self.offset = int(state["offset"])
+        self.epoch, self.offset = int(state["epoch"]), int(state["offset"])
+        self._epoch_start = self._resume_from = state["sampler"]
+        self._planned.clear()
         self._iter = None
-        if state["sampler"] is None:
-            self._epoch_start_state = None
-            self._batches = []
-            return
-        self.sampler.load_state_dict(state["sampler"])
-        self._start_epoch(new=False)
 
-    def _start_epoch(self, *, new: bool) -> None:
-        """Draw the current epoch's clips and cut them into this process's batches."""
-        if new:
-            self.offset = 0
-        self._epoch_start_state = self.sampler.state_dict()
-        indices = list(iter(self.sampler))
+    def _cut(self, indices: list[Any]) -> list[list[Any]]:
+        """This process's batches of one epoch (incomplete global batches are dropped)."""
         n = len(indices) // self.global_batch
         if n == 0:
             raise InputError(
@@ -174,17 +171,28 @@ class BatchStream:
                 "train.batch_size"
             )
         lo, hi = self.info.rank * self.batch_size, (self.info.rank + 1) * self.batch_size
-        self._batches = [indices[i * self.global_batch :][lo:hi] for i in range(n)]
-        self._iter = None
+        return [indices[i * self.global_batch :][lo:hi] for i in range(n)]
+
+    def _plan(self) -> Iterator[list[Any]]:
+        """Index batches from the current position on, forever; notes each one's position as it is planned."""
+        epoch, offset = self.epoch, self.offset
+        if self._resume_from is not None:
+            self.sampler.load_state_dict(self._resume_from)
+            self._resume_from = None
+        while True:
+            start = self.sampler.state_dict()
+            batches = self._cut(list(iter(self.sampler)))
+            for position in range(offset, len(batches)):
+                self._planned.append((epoch, position + 1, start))
+                yield batches[position]
+            epoch, offset = epoch + 1, 0
 
     def _loader(self) -> Iterator[dict[str, Any]]:
-        remaining = self._batches[self.offset :]
         if self.workers == 0:
-            return (collate([self.dataset[i] for i in batch]) for batch in remaining)
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            return (collate([self.dataset[i] for i in batch]) for batch in self._plan())
         loader = DataLoader(
-            self.dataset, batch_sampler=remaining, num_workers=self.workers, collate_fn=collate,
-            generator=generator, pin_memory=self.pin_memory,
+            self.dataset, batch_sampler=_Plan(self._plan()), num_workers=self.workers, collate_fn=collate,
+            generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch), pin_memory=self.pin_memory,
         )
         return iter(loader)
 
@@ -192,15 +200,21 @@ class BatchStream:
         return self
 
     def __next__(self) -> dict[str, Any]:
-        if not self._batches or self.offset >= len(self._batches):
-            if self._batches:
-                self.epoch += 1
-            self._start_epoch(new=True)
         if self._iter is None:
             self._iter = self._loader()
         batch = next(self._iter)
-        self.offset += 1
+        self.epoch, self.offset, self._epoch_start = self._planned.popleft()
         return batch
+
+
+class _Plan:
+    """An already-running batch plan handed to ``DataLoader`` as its batch sampler."""
+
+    def __init__(self, plan: Iterator[list[Any]]) -> None:
+        self.plan = plan
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return self.plan
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> tuple[Tensor, Tensor]:
