@@ -126,7 +126,7 @@ class LuminanceAdaptiveNorm(nn.Module):
         """Fill the projections as PyTorch's default layer initialisation would, drawing from ``generator`` (CPU)."""
         fan_in = 0
         for name, buf in self.projection_layers():
-            value = torch.empty(buf.shape)
+            value = torch.empty(buf.shape, device="cpu")  # the official layers come from the CPU generator
             if name.endswith(".bias"):
                 bound = 1.0 / math.sqrt(fan_in)
                 nn.init.uniform_(value, -bound, bound, generator=generator)
