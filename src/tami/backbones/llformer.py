@@ -139,7 +139,9 @@ class FeedForward(nn.Module):
 class TransformerBlock(nn.Module):
     """Axis-based transformer block: ``x + attn(norm1(x))``, then ``x + ffn(norm2(x))``."""
 
-    def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, LayerNorm_type: str) -> None:  # noqa: N803
+    def __init__(
+        self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, LayerNorm_type: str  # noqa: N803
+    ) -> None:
         super().__init__()
         self.norm1 = LayerNorm(dim, LayerNorm_type)
         self.attn = AxisAttentionPair(dim, num_heads)
