@@ -350,7 +350,7 @@ class CIDNet(Backbone):
         """
         self.check_input(x)
         hvi = self.trans.HVIT(x.contiguous())
-        i = hvi[:, 2:3].to(x.dtype)
+        i = hvi[:, 2:3]
 
         # both branches run in channels_last layout (the colour transforms in the plain one)
         i_enc0 = self.IE_block0(i).contiguous(memory_format=torch.channels_last)
