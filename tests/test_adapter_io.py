@@ -34,6 +34,7 @@ def test_from_preset_picks_the_backbone_preset(arch):
         model = TAMI.from_preset(backbone, memory_frames=7)
     assert model.config == preset_config(arch, memory_frames=7)
     assert model.config.igfe_pool * model.config.memory_scale == 1.0
+    assert model.config.igfe_pool * backbone.inject_stride == 32  # one token per 32x32 pixel cell
 
 
 def test_unknown_preset_and_option_raise():

@@ -101,6 +101,8 @@ def test_igfe_is_chunk_invariant_and_zero_at_init():
     igfe = IGFE(16, 8, blocks=2, dim=16, pool=2, chunk=1024)
     z, cue, prior = torch.randn(2, 16, 12, 10), torch.randn(2, 8, 6, 5), torch.rand(2, 1, 6, 5)
     assert torch.equal(igfe(z, cue, prior), z)
+    z_last = z.contiguous(memory_format=torch.channels_last)  # some backbones hand over channels-last features
+    assert igfe(z_last, cue, prior).stride() == z_last.stride()
     torch.nn.init.normal_(igfe.gamma)
     full = igfe(z, cue, prior)
     igfe.chunk = 7

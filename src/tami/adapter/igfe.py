@@ -25,7 +25,8 @@ selective attention keeps the ``floor(sqrt(N))`` largest logits per query. The o
 Resolution: the token grid is the injection map pooled by ``pool`` (cells of ``pool x pool``), shrunk further when it
 would exceed ``max_tokens``. Token coordinates are measured in units of an un-capped cell, so the positional
 bias means the same image distance at training crops and at full frames. Attention and bias are computed in
-chunks of ``chunk`` queries: the ``(B, heads, chunk, N)`` block is the largest temporary.
+chunks of ``chunk`` queries: the ``(B, heads, chunk, N)`` block is the largest temporary. The blocks run in
+channels-last layout (fast depth-wise convolutions on CPU); the result is returned in the layout of ``z``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ops import LayerNorm2d, resize_to, scaled_grid
+from .ops import LayerNorm2d, Pointwise, resize_to, scaled_grid
 
 
 def rope_tables(count: int, head_dim: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -88,11 +89,11 @@ class PhotometryAttention(nn.Module):
         self.heads = heads
         self.alpha = alpha
         self.lepe = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
-        self.q_proj = nn.Conv2d(dim, dim, 1)
+        self.q_proj = Pointwise(dim, dim)
         self.q_dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.kv_proj = nn.Conv2d(dim, 2 * dim, 1)
+        self.kv_proj = Pointwise(dim, 2 * dim)
         self.kv_conv = nn.Conv2d(2 * dim, 2 * dim, 3, padding=1, groups=dim)
-        self.out = nn.Conv2d(dim, dim, 1)
+        self.out = Pointwise(dim, dim)
         self.temperature = nn.Parameter(torch.full((heads,), float(temperature_init)))
         self.prior_weight = nn.Parameter(torch.ones(2))
         self.register_buffer("decays", head_decays(heads, heads_range), persistent=False)
@@ -141,9 +142,9 @@ class GatedFFN(nn.Module):
     def __init__(self, dim: int, expansion: float) -> None:
         super().__init__()
         hidden = int(dim * expansion / 2)
-        self.project_in = nn.Conv2d(dim, 2 * hidden, 1)
+        self.project_in = Pointwise(dim, 2 * hidden)
         self.dwconv = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden)
-        self.project_out = nn.Conv2d(hidden, dim, 1)
+        self.project_out = Pointwise(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
@@ -165,8 +166,8 @@ class IGFEBlock(nn.Module):
         temperature_init: float,
     ) -> None:
         super().__init__()
-        self.conv_in = nn.Conv2d(channels, dim, 1)
-        self.conv_cue = nn.Conv2d(cue_dim, dim, 1)
+        self.conv_in = Pointwise(channels, dim)
+        self.conv_cue = Pointwise(cue_dim, dim)
         self.cpe_x = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.cpe_y = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm_x = LayerNorm2d(dim)
@@ -174,7 +175,7 @@ class IGFEBlock(nn.Module):
         self.attn = PhotometryAttention(dim, heads, alpha, heads_range, temperature_init)
         self.norm_ffn = LayerNorm2d(dim)
         self.ffn = GatedFFN(dim, ffn_expansion)
-        self.conv_out = nn.Conv2d(dim, channels, 1)
+        self.conv_out = Pointwise(dim, channels)
 
     def forward(self, x: Tensor, cue: Tensor, prior: Tensor, coords: Tensor, chunk: int) -> Tensor:
         """``x`` ``(B, C, h, w)``; cue ``(B, illu_dim, h2, w2)`` and prior ``(B, 1, h2, w2)`` on the token grid."""
@@ -230,15 +231,19 @@ class IGFE(nn.Module):
         """Enhance ``z`` ``(B, C, h, w)`` with ``F_en`` ``(B, illu_dim, *, *)`` and ``I_ip`` ``(B, 1, *, *)``.
 
         Returns:
-            ``z + gamma * IGFE(z)`` ``(B, C, h, w)``, contiguous.
+            ``z + gamma * IGFE(z)`` ``(B, C, h, w)`` in the memory layout of ``z`` (so that a zero ``gamma``
+            reproduces the backbone bit for bit).
         """
         h, w = z.shape[-2:]
         grid = self.token_grid(h, w)
-        cue, prior = resize_to(cue, grid), resize_to(prior, grid)
+        # channels-last: depth-wise convolutions are several times faster on CPU in this layout
+        cl = torch.channels_last
+        cue, prior = resize_to(cue, grid).contiguous(memory_format=cl), resize_to(prior, grid)
         rows = torch.arange(grid[0], device=z.device, dtype=z.dtype) * (h / grid[0] / self.pool)
         cols = torch.arange(grid[1], device=z.device, dtype=z.dtype) * (w / grid[1] / self.pool)
         coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
-        x = z
+        x = z.contiguous(memory_format=cl)
         for block in self.blocks:
             x = block(x, cue, prior, coords, self.chunk)
-        return z + self.gamma * x.contiguous()
+        layout = cl if z.is_contiguous(memory_format=cl) and not z.is_contiguous() else torch.contiguous_format
+        return torch.addcmul(z, self.gamma, x).contiguous(memory_format=layout)

@@ -38,7 +38,10 @@ def resize_to(x: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of every pixel of ``(B, C, H, W)`` (affine, biased variance)."""
+    """LayerNorm over the channels of every pixel of ``(B, C, H, W)`` (affine, biased variance).
+
+    The result is laid out channels-last (no copy for channels-last input, which is what the IGFE uses).
+    """
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -48,4 +51,17 @@ class LayerNorm2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
-        return y.permute(0, 3, 1, 2).contiguous()
+        return y.permute(0, 3, 1, 2)
+
+
+class Pointwise(nn.Conv2d):
+    """A 1x1 convolution (same parameters as ``nn.Conv2d(in_ch, out_ch, 1)``) computed as one matrix product over
+    the pixels when the input is channels-last (several times faster than the convolution kernels on CPU)."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__(in_ch, out_ch, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
+        return super().forward(x)

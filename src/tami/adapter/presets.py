@@ -5,10 +5,14 @@ SNR-Aware +0.182 M, LLFormer +3.899 M, URWKV +0.520 M; the per-module widths wer
 combinations reach each total. The presets below keep the paper figure's three IGFE blocks and pick widths whose
 total is within 1 % of the paper's (``adapter_parameter_count`` checks it, the tests assert 5 %).
 
-Resolution (the same rule for every backbone): memory tokens and IGFE tokens each cover a 16 x 16 pixel cell of
-the input - ``memory_scale = inject_stride / 16`` and ``igfe_pool = 16 / inject_stride`` - so a 256 x 256
-training crop has 16 x 16 tokens and a 960 x 512 SDSD frame 60 x 32, with the same meaning per token. Both are capped
-at 4096 tokens per frame (beyond about 1024 x 1024 input the cells grow).
+Resolution (the same rule for every backbone): memory tokens and IGFE attention tokens each cover a 32 x 32 pixel
+cell of the input - ``memory_scale = inject_stride / 32`` and ``igfe_pool = 32 / inject_stride`` - so a 256 x 256
+training crop has 8 x 8 tokens per frame and a 960 x 512 SDSD frame 30 x 16, with the same image area per token
+(the positional bias and the value encoder see the same scale in training and inference). Both are capped at 4096
+tokens per frame (the cells grow beyond about 2048 x 2048 input). The cell size is what keeps the adapter cheap at
+full resolution: top-k attention and top-m retrieval cost grows with the square of the token count (16-pixel cells
+make both 16 times dearer, see ``benchmarks/adapter.py``); the IGFE query features stay at the full injection
+resolution. Override ``memory_scale`` / ``igfe_pool`` for finer cells when time allows.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ PAPER_OVERHEAD: dict[str, tuple[int, int]] = {
     "urwkv": (520_000, 128),
 }
 
-_H4 = {"memory_scale": 0.25, "igfe_pool": 4}
-_H8 = {"memory_scale": 0.5, "igfe_pool": 2}
-_H16 = {"memory_scale": 1.0, "igfe_pool": 1}
+_H4 = {"memory_scale": 0.125, "igfe_pool": 8}
+_H8 = {"memory_scale": 0.25, "igfe_pool": 4}
+_H16 = {"memory_scale": 0.5, "igfe_pool": 2}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "retinexformer": dict(key_dim=32, value_dim=32, hidden_dim=16, illu_dim=64, igfe_blocks=3, igfe_dim=40, **_H4),
