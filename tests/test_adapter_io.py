@@ -10,7 +10,15 @@ from safetensors import safe_open
 from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 
 from tami import backbones
-from tami.adapter import TAMI, adapter_parameter_count, load_adapter, load_model, preset_config, save_adapter, save_model
+from tami.adapter import (
+    TAMI,
+    adapter_parameter_count,
+    load_adapter,
+    load_model,
+    preset_config,
+    save_adapter,
+    save_model,
+)
 from tami.adapter.presets import PAPER_OVERHEAD, PRESETS
 from tami.errors import CheckpointError, InputError
 

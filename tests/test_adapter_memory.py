@@ -18,7 +18,9 @@ def _naive_readout(query, keys, values, top_m):
     d = keys.shape[-1]
     for b in range(query.shape[0]):
         for p in range(query.shape[1]):
-            sim = torch.stack([(2 * keys[b, n] @ query[b, p] - keys[b, n] @ keys[b, n]) / d**0.5 for n in range(keys.shape[1])])
+            sim = torch.stack(
+                [(2 * keys[b, n] @ query[b, p] - keys[b, n] @ keys[b, n]) / d**0.5 for n in range(keys.shape[1])]
+            )
             keep = sim.argsort(descending=True)[:top_m]
             w = torch.softmax(sim[keep], 0)
             out[b, p] = (w[:, None] * values[b, keep]).sum(0)

@@ -43,7 +43,8 @@ from .ops import LayerNorm2d, Pointwise, resize_to, scaled_grid
 def rope_tables(count: int, head_dim: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """cos/sin ``(count, head_dim / 2)`` for positions ``0..count-1`` and frequencies ``10000^-(j / (n - 1))``."""
     n = head_dim // 2
-    exponents = torch.linspace(0, 1, n, device=device, dtype=dtype) if n > 1 else torch.zeros(1, device=device, dtype=dtype)
+    steps = torch.linspace(0, 1, n, device=device, dtype=dtype)  # exponents j / (n - 1); a single pair gets 0
+    exponents = steps if n > 1 else torch.zeros_like(steps)
     freqs = 10000.0 ** (-exponents)
     angles = torch.arange(count, device=device, dtype=dtype)[:, None] * freqs[None]
     return angles.cos(), angles.sin()

@@ -157,7 +157,8 @@ class KVMemory:
 
     def detach(self) -> None:
         """Cut the autograd history of the stored tensors (truncated back-propagation through time)."""
-        self.keys, self.values, self.illu = (None if t is None else t.detach() for t in (self.keys, self.values, self.illu))
+        if self.keys is not None:
+            self.keys, self.values, self.illu = (t.detach() for t in (self.keys, self.values, self.illu))
 
     def nbytes(self) -> int:
         """Bytes held by the buffers."""

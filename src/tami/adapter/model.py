@@ -228,10 +228,16 @@ class TAMI(nn.Module):
 
         Returns:
             ``out`` ``(B, 3, H, W)`` (not clamped), the state, and the frame's aux dict (module docstring).
+
+        In eval mode the state keeps no autograd history across frames (a stream of any length stays bounded even
+        outside ``torch.no_grad``); back-propagation through time needs train mode or :meth:`forward_clip`.
         """
         if gt is not None and teacher_mask is None:
             teacher_mask = torch.ones(lq.shape[0], dtype=torch.bool, device=lq.device)
-        return self._frame(lq, state, gt, teacher_mask, write)
+        out, state, aux = self._frame(lq, state, gt, teacher_mask, write)
+        if not self.training:
+            state.detach()
+        return out, state, aux
 
     def forward_clip(
         self,
