@@ -1,0 +1,183 @@
+"""Build the comparison report: one static ``index.html`` plus downscaled JPEG frames, usable from ``file://``.
+
+The page plays every method in sync, has a frame scrubber and a draggable line whose time slices are recomputed in
+the browser for every method (from the JPEG frames drawn into canvases), and, with a GT, the metrics tables and
+plots of :mod:`tami.metrics`. Nothing is loaded from the network. The size bound is :class:`ReportLimits`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..data.video import open_video
+from ..errors import InputError
+from ..metrics import DEFAULT_METRICS, Reference, create_metric
+from ..metrics.evaluation import Evaluator
+from ..metrics.frames import quantize
+from ..metrics.plots import plot_report, plotting_available
+from ..metrics.registry import Metric
+from ..metrics.report import EvaluationReport, MethodScores, VideoScores, write_report
+from ..metrics.temporal import brightness_changes_u8
+from ..timeslice import FrameInput, FrameSource, align_frames, open_sources
+from .frames import ReportLimits, bytes_label, choose_steps, export_frames, page_size
+from .page import metrics_html, render_page
+
+logger = logging.getLogger(__name__)
+
+GT_NAME = "GT"
+PAGE = "index.html"
+FRAMES_DIR = "frames"
+
+
+def _is_path(value: object) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _check_target(out: Path) -> None:
+    """Refuse to replace a non-empty folder that is not an earlier report."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"report output {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not ((out / PAGE).is_file() and (out / FRAMES_DIR).is_dir()):
+        raise InputError(f"report output {out} is a non-empty folder that is not a tami report; give a new or "
+                         "empty folder (an earlier report there is replaced)")
+
+
+def _in_memory_scores(methods: Mapping[str, FrameSource], gt: FrameSource, metrics: list[Metric],
+                      video: str) -> EvaluationReport:
+    """Score in-memory methods against an in-memory GT (frames aligned by position, all frames)."""
+    gt_u8 = quantize(np.stack(list(gt)).transpose(0, 3, 1, 2), name="GT")
+    ref = Reference(gt_u8, name=video)
+    temporal = any(m.info.temporal for m in metrics)
+    results = []
+    for name, source in methods.items():
+        pred = quantize(np.stack(list(source)).transpose(0, 3, 1, 2), name=name)
+        if pred.shape != gt_u8.shape:
+            raise InputError(f"method {name!r} has {pred.shape[0]} frames of {pred.shape[2]}x{pred.shape[1]}, GT has "
+                             f"{gt_u8.shape[0]} of {gt_u8.shape[2]}x{gt_u8.shape[1]}; they must match for metrics")
+        values = {m.info.name: m.values(pred, ref) for m in metrics}
+        scores = {m.info.name: m.score(values[m.info.name]) for m in metrics}
+        curve = brightness_changes_u8(pred) if temporal else None
+        frames = [f"{i:06d}" for i in range(pred.shape[0])]
+        results.append(MethodScores(name, "(in memory)", {video: VideoScores(video, frames, values, scores, curve)}))
+    brightness = {video: ref.brightness_changes()} if temporal else {}
+    return EvaluationReport(metrics, results, "(in memory)", None, brightness)
+
+
+def evaluate_methods(methods: Mapping[str, FrameInput], gt: FrameInput, metrics: list[Metric],
+                     *, video: str = "video") -> EvaluationReport:
+    """Score one video of every method against the GT with :mod:`tami.metrics`.
+
+    Paths go through :class:`~tami.metrics.evaluation.Evaluator` (frames matched by name, streamed per video);
+    when any input is in memory, all frames are scored by position.
+    """
+    if _is_path(gt) and all(_is_path(p) for p in methods.values()):
+        evaluator = Evaluator(gt, {n: Path(p) for n, p in methods.items()}, metrics)  # type: ignore[arg-type]
+        for name in evaluator.videos:
+            evaluator.evaluate_video(name)
+        return evaluator.report()
+    sources = open_sources({**methods, GT_NAME: gt})
+    gt_source = sources.pop(GT_NAME)
+    return _in_memory_scores(sources, gt_source, metrics, video)
+
+
+def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[str], *,
+                 gt: FrameInput | None = None, metrics: list[str] | tuple[str, ...] | None = DEFAULT_METRICS,
+                 frames: slice | None = None, fps: float | None = None, title: str = "tami comparison",
+                 limits: ReportLimits | None = None, evaluation: EvaluationReport | None = None) -> Path:
+    """Write a self-contained comparison page into ``out_dir`` and return the path of its ``index.html``.
+
+    Args:
+        methods: method name -> video file, frame folder, ``(T, H, W, 3)`` array or list of ``(H, W, 3)`` frames
+            (float RGB in ``[0, 1]`` or uint8). Every method needs one frame size.
+        out_dir: output folder (created; an earlier report there is replaced; other non-empty folders refused).
+        gt: ground truth, shown last as ``GT`` and used for metrics.
+        metrics: metric names scored against ``gt`` (None or empty: no metrics).
+        frames: positions (reference order) to show, e.g. ``slice(0, 60)``; default all (subsampled to the limits).
+        fps: playback rate; default: the first video file's rate, else 25.
+        title: page title.
+        limits: size bound (default :class:`ReportLimits`).
+        evaluation: precomputed results to show instead of scoring ``gt``.
+
+    Raises:
+        InputError: unreadable inputs, different frame sizes, an iterator of unknown length, a bad output folder.
+    """
+    limits = limits or ReportLimits()
+    limits.check()
+    out = Path(out_dir)
+    _check_target(out)
+    shown: dict[str, FrameInput] = dict(methods)
+    if gt is not None:
+        if GT_NAME in shown:
+            raise InputError(f"a method is named {GT_NAME!r} and gt= is given too; rename the method or drop gt=")
+        shown[GT_NAME] = gt
+    sources = open_sources(shown)
+    unknown = [s.name for s in sources.values() if s.count is None and s.names is None]
+    if unknown:
+        raise InputError(f"method {unknown[0]!r} is an iterator of unknown length; give a path, a list or a "
+                         "(T, H, W, 3) array for the report")
+    alignment = align_frames(sources, frames)
+    first = next(iter(sources.values()))
+    size = page_size(first.height, first.width, limits.max_side)
+    steps = choose_steps(len(alignment.labels), len(sources), size, limits)
+    if evaluation is None and gt is not None and metrics:
+        chosen = [create_metric(name) for name in dict.fromkeys(metrics)]
+        evaluation = evaluate_methods(methods, gt, chosen)
+    rate = fps or next((r for r in map(_file_fps, shown.values()) if r), None) or 25.0
+
+    with atomic_path(out, directory=True) as tmp:
+        total = 0
+        entries = []
+        for k, (name, source) in enumerate(sources.items()):
+            folder = f"{FRAMES_DIR}/m{k}"
+            indices = [alignment.indices[name][t] for t in steps]
+            total += export_frames(source, indices, tmp / folder, size, limits.quality)
+            entries.append({"name": name, "dir": folder})
+        section = ""
+        if evaluation is not None:
+            files = [p.relative_to(tmp).as_posix() for p in write_report(evaluation, tmp / "metrics")]
+            plots: list[str] = []
+            if plotting_available():
+                plots = [p.relative_to(tmp).as_posix() for p in plot_report(evaluation, tmp / "plots")]
+            else:
+                logger.info("metric plots skipped: matplotlib is not installed (pip install \"tami[plot]\")")
+            section = metrics_html(evaluation, plots, files)
+        data: dict[str, Any] = {
+            "version": __version__,
+            "width": size[1], "height": size[0],
+            "source": {"width": first.width, "height": first.height},
+            "fps": rate,
+            "alignment": alignment.mode,
+            "labels": [alignment.labels[t] for t in steps],
+            "positions": steps,
+            "total": len(alignment.labels),
+            "methods": entries,
+            "bytes": total,
+            "limits": {"max_side": limits.max_side, "max_frames": limits.max_frames,
+                       "max_pixels": limits.max_pixels, "quality": limits.quality},
+        }
+        info = (f"{len(sources)} methods, {len(steps)} of {len(alignment.labels)} frames "
+                f"({first.width}x{first.height} shown at {size[1]}x{size[0]}), aligned by {alignment.mode}; "
+                f"frames {bytes_label(total)}; made {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
+                f"by tami {__version__}")
+        (tmp / PAGE).write_text(render_page(title=title, data=data, metrics=section, info=info), encoding="utf-8")
+    logger.info("report: %d methods x %d frames, %s of frames, in %s", len(sources), len(steps),
+                bytes_label(total), out)
+    return out / PAGE
+
+
+def _file_fps(value: FrameInput) -> float | None:
+    """Frame rate of a video file input, else None."""
+    if not _is_path(value) or Path(value).is_dir():  # type: ignore[arg-type]
+        return None
+    with open_video(value) as reader:  # type: ignore[arg-type]
+        return reader.info.fps
+
