@@ -293,7 +293,13 @@ class CIDNet(Backbone):
     ) -> None:
         super().__init__()
         if len(channels) != 4 or len(heads) != 4:
-            raise ValueError(f"channels and heads need 4 entries, got {list(channels)} and {list(heads)}")
+            raise InputError(
+                f"hvi_cidnet needs 4 entries in channels and heads, got {list(channels)} and {list(heads)}"
+            )
+        if any(c % h for c, h in zip(channels[1:], heads[1:])):
+            raise InputError(
+                f"hvi_cidnet channels[1:] {list(channels[1:])} must be divisible by heads[1:] {list(heads[1:])}"
+            )
         ch1, ch2, ch3, ch4 = channels
         _, head2, head3, head4 = heads
         self.inject_channels = ch4

@@ -13,10 +13,10 @@ Execution order differs from the official code for CPU speed; the mathematics is
 by float32 rounding only (about 1e-6): the network runs in channels_last layout (depth-wise convolutions and layer
 norms are several times faster there), the layer norm is ``F.layer_norm`` on the free ``(B, H, W, C)`` view instead
 of ``b c h w -> b (h w) c`` rearranges, the transposed attention divides the small ``(c, c)`` Gram matrix by the
-row norms instead of normalising full-size copies of q and k, and the attention matrix is folded into the output
+row norms instead of normalising full-size copies of q and k, the attention matrix is folded into the output
 projection (one product over the pixels instead of two), and the gated feed-forward computes its two halves with
-the two halves of the filters (no channel slices of channels_last tensors). Tensors crossing the API (``Encoded.key``, the ``adapt``
-argument, the output) are contiguous.
+the two halves of the filters (no channel slices of channels_last tensors). Tensors crossing the API
+(``Encoded.key``, the ``adapt`` argument, the output) are contiguous.
 """
 
 from __future__ import annotations
@@ -280,9 +280,16 @@ class Restormer(Backbone):
     ) -> None:
         super().__init__()
         if LayerNorm_type not in ("WithBias", "BiasFree"):
-            raise ValueError(f"LayerNorm_type must be 'WithBias' or 'BiasFree', got {LayerNorm_type!r}")
+            raise InputError(f"restormer LayerNorm_type must be 'WithBias' or 'BiasFree', got {LayerNorm_type!r}")
         if len(num_blocks) != 4 or len(heads) != 4:
-            raise ValueError(f"num_blocks and heads need 4 entries, got {list(num_blocks)} and {list(heads)}")
+            raise InputError(
+                f"restormer needs 4 entries in num_blocks and heads, got {list(num_blocks)} and {list(heads)}"
+            )
+        widths = [dim, dim * 2, dim * 4, dim * 8]
+        if any(w % h for w, h in zip(widths, heads)):
+            raise InputError(
+                f"restormer level widths {widths} (from dim={dim}) must be divisible by heads {list(heads)}"
+            )
         self.inp_channels = inp_channels
         self.dual_pixel_task = dual_pixel_task
         self.inject_channels = dim * 8
