@@ -63,6 +63,7 @@ def test_forward_clip_equals_stepping_frame_by_frame(arch):
     lq = torch.rand(2, 3, 3, size, size)
     with torch.no_grad():
         clip, aux = model.forward_clip(lq)
+        assert torch.equal(model(lq)[0], clip)
         state = model.init_state(2)
         for t in range(3):
             out, state, step_aux = model.step(lq[:, t], state)
@@ -195,6 +196,8 @@ def test_bad_inputs_raise_input_error():
         model.forward_clip(torch.rand(2, 3, 16, 16))
     with pytest.raises(InputError, match="teacher_forcing"):
         model.forward_clip(torch.rand(1, 2, 3, 16, 16), teacher_forcing=0.5)
+    with pytest.raises(InputError, match="made for 1 videos"):
+        model.step(torch.rand(2, 3, 16, 16), model.init_state(1))
     state = model.init_state(1)
     with torch.no_grad():
         model.step(torch.rand(1, 3, 16, 16), state)

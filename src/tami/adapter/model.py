@@ -32,9 +32,8 @@ Per-frame ``aux`` keys (all on the working grid ``(hm, wm)``; what :mod:`tami.lo
 from __future__ import annotations
 
 import json
-import logging
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -46,9 +45,6 @@ from .icmem import ICMem
 from .igfe import IGFE
 from .memory import KVMemory
 from .ops import resize_to, scaled_grid
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class TAMIConfig:
@@ -130,13 +126,13 @@ class StreamState:
 
     Attributes:
         memory: the bounded frame memory. hidden: ``(B, hidden_dim, hm, wm)`` or ``None`` before the first frame.
-        index: frames processed since the reset.
+        index: frames processed since the reset. batch: videos in the batch the state was made for.
     """
 
     memory: KVMemory
     hidden: Tensor | None = None
     index: int = 0
-    batch: int = field(default=1)
+    batch: int = 1
 
     def detach(self) -> "StreamState":
         """Cut gradients to earlier frames (truncated BPTT); modifies and returns the state."""
@@ -282,6 +278,10 @@ class TAMI(nn.Module):
                 state.detach()
         return torch.stack(outs, 1), {"frames": auxes}
 
+    def forward(self, lq: Tensor, gt: Tensor | None = None, **options: Any) -> tuple[Tensor, dict[str, Any]]:
+        """Same as :meth:`forward_clip` (so wrappers such as ``DistributedDataParallel`` can call the model)."""
+        return self.forward_clip(lq, gt, **options)
+
     def _frame(
         self, lq: Tensor, state: StreamState, gt: Tensor | None, teacher_mask: Tensor | None, write: bool
     ) -> tuple[Tensor, StreamState, dict[str, Tensor]]:
@@ -289,9 +289,9 @@ class TAMI(nn.Module):
             raise InputError(f"TAMI expects frames of shape (B, 3, H, W), got {tuple(lq.shape)}")
         if gt is not None and gt.shape != lq.shape:
             raise InputError(f"gt must have the shape of lq {tuple(lq.shape)}, got {tuple(gt.shape)}")
-        if state.hidden is not None and state.hidden.shape[0] != lq.shape[0]:
+        if state.batch != lq.shape[0]:
             raise InputError(
-                f"the state holds {state.hidden.shape[0]} videos but the frame batch is {lq.shape[0]}; "
+                f"the state was made for {state.batch} videos but the frame batch is {lq.shape[0]}; "
                 "use init_state(batch) with the batch size of the frames"
             )
         cfg, backbone, icmem = self.config, self.backbone, self.icmem
@@ -346,7 +346,6 @@ class TAMI(nn.Module):
             )
         state.hidden = hidden
         state.index += 1
-        state.batch = lq.shape[0]
         return crop_to(out_p, size), state, aux
 
     def _encode_small(self, image: Tensor, grid: tuple[int, int]) -> Tensor:
