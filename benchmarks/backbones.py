@@ -44,7 +44,7 @@ RESULTS = REPO / "benchmarks" / "RESULTS.md"
 FIXTURES = Path(os.environ.get("TAMI_FIXTURES", REPO.parent / "shared" / "fixtures" / "backbones"))
 HEADING = "## Backbones: CPU forward time per 960×512 frame (`benchmarks/backbones.py`)"
 COLUMNS = ("backbone", "params", "fp32 s/frame", "reference s/frame", "fp32 / reference", "bf16 s/frame",
-           "fp32 vs official (max abs)", "bf16 vs fp32 (max abs)", "measured")
+           "fp32 vs official (max abs)", "fp32 vs reference at size (max abs)", "bf16 vs fp32 (max abs)", "measured")
 
 
 def bf16_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -68,17 +68,17 @@ def order(model: torch.nn.Module, fast: bool):
             model.fast = old
 
 
-def time_interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Time every callable ``repeats`` times, round-robin, after one warm-up call each."""
-    for run in runs.values():
-        run()
+def time_interleaved(runs: dict[str, Callable[[], torch.Tensor]], repeats: int
+                     ) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
+    """Time every callable ``repeats`` times, round-robin, after one warm-up call each; also return the outputs."""
+    outputs = {name: run() for name, run in runs.items()}
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-    return times
+    return times, outputs
 
 
 def fixture_errors(arch: str) -> tuple[float | None, float | None]:
@@ -103,27 +103,28 @@ def measure(arch: str, height: int, width: int, repeats: int) -> dict[str, str]:
     torch.manual_seed(0)
     model = tb.create(arch).eval()
     x, _ = tb.pad_to_multiple(torch.rand(1, 3, height, width), model.multiple_of)
-    runs: dict[str, Callable[[], object]] = {}
+    runs: dict[str, Callable[[], torch.Tensor]] = {}
 
-    def fp32() -> object:
+    def fp32() -> torch.Tensor:
         with order(model, True):
             return model(x)
 
     runs["fp32"] = fp32
     if hasattr(model, "fast"):
-        def reference() -> object:
+        def reference() -> torch.Tensor:
             with order(model, False):
                 return model(x)
 
         runs["reference"] = reference
     runs["bf16"] = lambda: bf16_forward(model, x)
     with torch.inference_mode():
-        times = time_interleaved(runs, repeats)
+        times, outputs = time_interleaved(runs, repeats)
     med = {name: statistics.median(t) for name, t in times.items()}
     err_official, err_bf16 = fixture_errors(arch)
     fmt_t = lambda name: f"{med[name]:.2f} (min {min(times[name]):.2f})" if name in med else "—"  # noqa: E731
     fmt_e = lambda e: "—" if e is None else f"{e:.1e}"  # noqa: E731
     ratio = f"{med['fp32'] / med['reference']:.2f}" if "reference" in med else "—"
+    err_reference = (outputs["fp32"] - outputs["reference"]).abs().max().item() if "reference" in outputs else None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {
         "backbone": f"{arch} (released)",
@@ -133,6 +134,7 @@ def measure(arch: str, height: int, width: int, repeats: int) -> dict[str, str]:
         "fp32 / reference": ratio,
         "bf16 s/frame": fmt_t("bf16"),
         "fp32 vs official (max abs)": fmt_e(err_official),
+        "fp32 vs reference at size (max abs)": fmt_e(err_reference),
         "bf16 vs fp32 (max abs)": fmt_e(err_bf16),
         "measured": f"{datetime.date.today()}, median of {repeats}, load {load:.1f}",
     }
@@ -179,7 +181,8 @@ def write_section(path: Path, new_rows: list[dict[str, str]], command: str, heig
         "brackets), after one warm-up call. `reference` is the same model with `fast = False` (the official "
         "operation order), timed in the same run, interleaved round-robin with `fp32` and `bf16`, so machine load "
         "affects all columns alike; the ratio is the meaningful number on a busy machine. `bf16` is the opt-in "
-        "`forward_bf16` (autocast to bfloat16). Errors use the official fixtures (`released` variant, 128×192).",
+        "`forward_bf16` (autocast to bfloat16). `vs official` and `bf16 vs fp32` use the official fixtures (`released` "
+        "variant, 128×192, its perturbed official weights); `vs reference at size` compares the timed outputs.",
         "",
         f"Last run: `{command}` on {machine()}. Note: measured while other jobs shared this machine's 2 cores "
         "(load average in the last column); absolute times are disturbed, ratios less so.",

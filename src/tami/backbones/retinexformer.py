@@ -188,7 +188,9 @@ class IG_MSA(nn.Module):  # noqa: N801 - official name
         conv0, conv2 = self.pos_emb[0], self.pos_emb[2]
         p = _dwconv_gelu(_image(v_inp, h, w), conv0.weight)
         p = F.conv2d(p, conv2.weight, self.proj.bias, 1, 1, 1, c)
-        out = _tokens(p).add_(t).baddbmm_(v, m)
+        out = _tokens(p).add_(t)
+        for i in range(b):  # 2-D in-place addmm writes into ``out`` directly (3-D baddbmm_ goes via a copy)
+            out[i].addmm_(v[i], m[i])
         return _image(out, h, w)
 
 
@@ -231,8 +233,12 @@ class PreNorm(nn.Module):
         y = F.layer_norm(t, (c,), self.norm.weight, self.norm.bias, self.norm.eps)
         y = _linear_gelu(y, conv1.weight.view(hidden, c))
         y = _dwconv_gelu(_image(y, h, w), conv2.weight)
-        out = torch.addmm(t.reshape(b * h * w, c), _tokens(y).reshape(b * h * w, hidden),
-                          conv3.weight.view(c, hidden).t())
+        y = _tokens(y)
+        w3 = conv3.weight.view(c, hidden)
+        if _fusable(y):  # projection and residual addition in one oneDNN call
+            out = torch.ops.mkldnn._linear_pointwise.binary(y, t, w3, None, "add")
+        else:
+            out = torch.addmm(t.reshape(b * h * w, c), y.reshape(b * h * w, hidden), w3.t())
         return _image(out.view(b, h * w, c), h, w)
 
 
