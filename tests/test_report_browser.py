@@ -1,6 +1,7 @@
 """The report page in headless Chromium, driven over the DevTools protocol (``--remote-debugging-pipe``).
 
-Skipped when no Chromium is installed (Debian: ``apt-get install chromium``; or set ``TAMI_CHROMIUM``). Checks:
+Skipped when no Chromium is installed (Debian: ``apt-get install chromium``; or set ``TAMI_CHROMIUM``), unless
+``TAMI_REQUIRE_CHROMIUM`` is set (CI), which turns the skip into a failure. Checks:
 no console errors or exceptions, only ``file:``/``data:`` requests, dragging the line on a frame changes every
 method's time slice (compared on screenshots), and a screenshot is written.
 """
@@ -152,8 +153,11 @@ def _crop(image: np.ndarray, box: dict[str, float]) -> np.ndarray:
     return image[y:y + int(box["h"]), x:x + int(box["w"])]
 
 
-@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_report_in_headless_chromium(tmp_path: Path) -> None:
+    if chromium() is None:
+        if os.environ.get("TAMI_REQUIRE_CHROMIUM"):
+            pytest.fail("TAMI_REQUIRE_CHROMIUM is set but no Chromium was found (apt-get install chromium)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
     frames = 12
     rng = np.random.default_rng(0)
     gt = _video(tmp_path / "gt", frames, np.ones(frames))
@@ -209,6 +213,12 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
         tools.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "ArrowRight", "code": "ArrowRight",
                                               "windowsVirtualKeyCode": 39})
         assert tools.wait_for("window.tamiReport.state.t === 1")
+        tools.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "r", "code": "KeyR", "text": "r",
+                                              "windowsVirtualKeyCode": 82})
+        tools.wait_for("window.tamiReport.state.axis === 'y'")
+        stripe = tools.evaluate("window.tamiReport.state.stripe")
+        sizes = tools.evaluate("Array.from(document.querySelectorAll('canvas.slice')).map(c => [c.width, c.height])")
+        assert sizes == [[64, frames * stripe]] * 3  # horizontal line: frame width x (frames * stripe)
     finally:
         tools.close()
 
