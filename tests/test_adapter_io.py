@@ -12,6 +12,7 @@ from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 from tami import backbones
 from tami.adapter import (
     TAMI,
+    adapter_config,
     adapter_parameter_count,
     load_adapter,
     load_model,
@@ -66,8 +67,10 @@ def test_adapter_round_trip(tmp_path):
     loaded = load_adapter(fresh, path)
     for k, v in model.adapter_state_dict().items():
         assert torch.equal(loaded.adapter_state_dict()[k], v), k
-    other = load_adapter(TAMI(model.backbone, small_config(igfe_blocks=1)), path)
-    assert other.config == model.config
+    with pytest.raises(CheckpointError, match=r"igfe_blocks=2 \(model: 1\)"):
+        load_adapter(TAMI(model.backbone, small_config(igfe_blocks=1)), path)
+    assert adapter_config(path) == model.config
+    other = load_adapter(TAMI(model.backbone, adapter_config(path)), path)
     lq = torch.rand(1, 3, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(other.forward_clip(lq)[0], model.forward_clip(lq)[0], atol=0, rtol=0)

@@ -4,7 +4,7 @@
 ``step`` stream frames, ``forward_clip`` runs training clips; :mod:`tami.adapter.io` saves and loads weights.
 """
 
-from .io import load_adapter, load_model, save_adapter, save_model
+from .io import adapter_config, load_adapter, load_model, save_adapter, save_model
 from .memory import KVMemory, topm_readout
 from .model import TAMI, StreamState, TAMIConfig
 from .presets import PRESETS, adapter_parameter_count, preset_config
@@ -15,6 +15,7 @@ __all__ = [
     "KVMemory",
     "StreamState",
     "TAMIConfig",
+    "adapter_config",
     "adapter_parameter_count",
     "load_adapter",
     "load_model",

@@ -71,14 +71,18 @@ def save_adapter(model: TAMI, path: str | os.PathLike[str]) -> Path:
     return _write(model.adapter_state_dict(), _metadata(model, ADAPTER_FORMAT), path)
 
 
-def load_adapter(model: TAMI, path: str | os.PathLike[str]) -> TAMI:
-    """Load an adapter file into ``model``.
+def adapter_config(path: str | os.PathLike[str]) -> TAMIConfig:
+    """The :class:`TAMIConfig` an adapter file was saved with (build ``TAMI(backbone, adapter_config(path))``)."""
+    _, meta = _read(path, ADAPTER_FORMAT)
+    return TAMIConfig.from_dict(json.loads(meta["_config"]))
 
-    If the file's :class:`TAMIConfig` differs from ``model.config``, a new :class:`TAMI` with the file's
-    configuration is built around ``model.backbone`` and returned; otherwise ``model`` itself is returned.
+
+def load_adapter(model: TAMI, path: str | os.PathLike[str]) -> TAMI:
+    """Load an adapter file into ``model`` in place and return it.
 
     Raises:
-        CheckpointError: the file was trained for another backbone (arch or configuration), or its tensors do not fit.
+        CheckpointError: the file was trained for another backbone (arch or configuration), with other adapter
+            options than ``model.config`` (the message names them), or its tensors do not fit.
     """
     tensors, meta = _read(path, ADAPTER_FORMAT)
     file_arch, file_backbone = meta["backbone_arch"], json.loads(meta["backbone_config"])
@@ -89,9 +93,14 @@ def load_adapter(model: TAMI, path: str | os.PathLike[str]) -> TAMI:
             f"{model.backbone.arch} ({_short(own_backbone)}); load it onto a {file_arch} backbone with that "
             "configuration, or train an adapter for this one"
         )
-    config = TAMIConfig.from_dict(json.loads(meta["_config"]))
-    if config != model.config:
-        model = TAMI(model.backbone, config)
+    config = TAMIConfig.from_dict(json.loads(meta["_config"])).to_dict()
+    differing = {k: (v, getattr(model.config, k)) for k, v in config.items() if getattr(model.config, k) != v}
+    if differing:
+        shown = ", ".join(f"{k}={f!r} (model: {m!r})" for k, (f, m) in sorted(differing.items()))
+        raise CheckpointError(
+            f"{path} was saved with adapter options {shown}; build the model with the file's options, e.g. "
+            "TAMI(backbone, tami.adapter.io.adapter_config(path))"
+        )
     _load_adapter_tensors(model, tensors, path)
     return model
 
