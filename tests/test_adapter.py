@@ -181,6 +181,17 @@ def test_long_stream_memory_is_flat():
     assert max(rss[full + 20 :]) <= baseline + 2 * 2**20, "resident memory grows with the stream length"
 
 
+def test_encoder_runs_twice_per_frame():
+    backbone = ToyBackbone()
+    calls = []
+    encode = backbone.encode
+    backbone.encode = lambda x: (calls.append(tuple(x.shape[-2:])), encode(x))[1]
+    model = TAMI(backbone, small_config(memory_scale=0.5))
+    with torch.no_grad():
+        model.forward_clip(torch.rand(1, 3, 3, 32, 32))
+    assert calls == [(32, 32), (16, 16)] * 3  # the input, then the output at the working resolution
+
+
 def test_eval_stream_keeps_no_graph_across_frames():
     model = TAMI(ToyBackbone(), small_config()).eval()
     state = model.init_state(1)
