@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tami.cli.main import main
+from tami.data.video import open_writer
 from tami.errors import InputError
 from tami.timeslice import (
     SliceLine,
@@ -161,6 +162,11 @@ def test_line_outside_the_frame(line: SliceLine, message: str) -> None:
         time_slices({"a": edge_video()}, line)
 
 
+def test_stripe_wider_than_the_frame() -> None:
+    with pytest.raises(InputError, match=r"--stripe 21 must be between 1 and the frame width \(20\)"):
+        time_slices({"a": edge_video()}, SliceLine("x", 3), stripe=W + 1)
+
+
 def test_parse_frames() -> None:
     assert parse_frames("2:6") == slice(2, 6)
     assert parse_frames(":6") == slice(None, 6) and parse_frames("3:") == slice(3, None)
@@ -202,3 +208,15 @@ def test_draw_line_and_save(tmp_path: Path) -> None:
     result = time_slices({"x/y": edge_video(), "x_y": edge_video()}, SliceLine("y", 1))
     with pytest.raises(InputError, match="clashing file names"):
         save_time_slices(result, tmp_path)
+
+
+def test_video_file_against_a_frame_folder_aligns_by_position(tmp_path: Path) -> None:
+    video = edge_video()
+    gt = write_folder(tmp_path / "gt", video, [f"f{i}" for i in range(T)])
+    with open_writer(tmp_path / "method.mp4", fps=10, lossless=True) as writer:
+        for frame in video:
+            writer.write(frame)
+    result = time_slices({"method": tmp_path / "method.mp4", "GT": gt}, SliceLine("y", 5), frames=slice(1, 7))
+    assert result.alignment == "index" and result.labels == [f"f{i}" for i in range(1, 7)]
+    assert result.methods[0].frames == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(result.methods[0].slice, result.methods[1].slice, atol=0.1)

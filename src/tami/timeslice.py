@@ -295,6 +295,13 @@ class SliceLine:
         return self.stop - self.start
 
 
+def check_stripe(stripe: int, across: int, axis: Literal["x", "y"]) -> None:
+    """Raise :class:`InputError` unless ``1 <= stripe <= across`` (the frame width for ``"x"``, height for ``"y"``)."""
+    if not 1 <= stripe <= across:
+        raise InputError(f"--stripe {stripe} must be between 1 and the frame {'width' if axis == 'x' else 'height'} "
+                         f"({across})")
+
+
 def line_piece(frame: np.ndarray, line: SliceLine, stripe: int = 1) -> np.ndarray:
     """The pixels of one frame under a resolved line, as the frame's stripe of the slice.
 
@@ -307,9 +314,7 @@ def line_piece(frame: np.ndarray, line: SliceLine, stripe: int = 1) -> np.ndarra
         ``(L, stripe, 3)`` for a vertical line, ``(stripe, L, 3)`` for a horizontal one (``L = line.length``).
     """
     across = frame.shape[1] if line.axis == "x" else frame.shape[0]
-    if not 1 <= stripe <= across:
-        raise InputError(f"stripe {stripe} must be between 1 and the frame {'width' if line.axis == 'x' else 'height'}"
-                         f" ({across})")
+    check_stripe(stripe, across, line.axis)
     first = min(max(line.position - stripe // 2, 0), across - stripe)
     if line.axis == "x":
         return frame[line.start:line.stop, first:first + stripe].copy()
@@ -396,7 +401,7 @@ def time_slices(methods: Mapping[str, FrameInput], line: SliceLine, *, frames: s
     sources = open_sources(methods)
     first = next(iter(sources.values()))
     resolved = line.resolve(first.height, first.width)
-    line_piece(np.zeros((first.height, first.width, 3), np.float32), resolved, stripe)  # checks stripe up front
+    check_stripe(stripe, first.width if resolved.axis == "x" else first.height, resolved.axis)
     alignment = align_frames(sources, frames)
     collected: dict[str, dict[int, np.ndarray]] = {}
     references: dict[str, np.ndarray] = {}

@@ -100,7 +100,8 @@ def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[s
             (float RGB in ``[0, 1]`` or uint8). Every method needs one frame size.
         out_dir: output folder (created; an earlier report there is replaced; other non-empty folders refused).
         gt: ground truth, shown last as ``GT`` and used for metrics.
-        metrics: metric names scored against ``gt`` (None or empty: no metrics).
+        metrics: metric names scored against ``gt`` on every frame, whatever ``frames`` shows (None or empty:
+            no metrics).
         frames: positions (reference order) to show, e.g. ``slice(0, 60)``; default all (subsampled to the limits).
         fps: playback rate; default: the first video file's rate, else 25.
         title: page title.
