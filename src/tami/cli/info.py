@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import importlib.util
+import json
 
 import torch
 
 from .. import backbones
+from ..backbones.registry import resolve
 
 NAME = "info"
 HELP = "list backbones, presets and their parameter counts"
@@ -18,19 +20,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default=None, help="only presets matching this shell pattern")
 
 
-def _param_count(name: str) -> int:
-    with torch.device("meta"):
-        return backbones.count_parameters(backbones.create(name))
+def _param_count(name: str, counted: dict[str, int]) -> int:
+    """Parameter count of an arch or preset, built on the meta device once per distinct configuration."""
+    arch, config = resolve(name)
+    key = f"{arch} {json.dumps(config, sort_keys=True, default=str)}"
+    if key not in counted:
+        with torch.device("meta"):
+            counted[key] = backbones.count_parameters(backbones.create(arch, **config))
+    return counted[key]
 
 
 def run(args: argparse.Namespace) -> int:
     rows = []
+    counted: dict[str, int] = {}
     for arch in backbones.names():
         cls = backbones.BACKBONES.get(arch)
         for preset in [arch, *backbones.preset_names(f"{arch}.*")]:
             if args.pattern and not fnmatch.fnmatch(preset, args.pattern):
                 continue
-            rows.append((preset, f"{_param_count(preset):,}", f"x{cls.multiple_of}", f"H/{cls.inject_stride}"))
+            rows.append((preset, f"{_param_count(preset, counted):,}", f"x{cls.multiple_of}", f"H/{cls.inject_stride}"))
     header = ("backbone / preset", "parameters", "size", "injection")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
