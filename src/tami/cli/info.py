@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         for preset in [arch, *backbones.preset_names(f"{arch}.*")]:
             if args.pattern and not fnmatch.fnmatch(preset, args.pattern):
                 continue
-            rows.append((preset, f"{_param_count(preset, counted):,}", f"x{cls.multiple_of}", f"H/{cls.inject_stride}"))
+            count = _param_count(preset, counted)
+            rows.append((preset, f"{count:,}", f"x{cls.multiple_of}", f"H/{cls.inject_stride}"))
     header = ("backbone / preset", "parameters", "size", "injection")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
