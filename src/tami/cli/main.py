@@ -13,10 +13,12 @@ from types import ModuleType
 
 from .. import __version__
 from ..errors import TamiError
-from . import convert, data, evaluate, info, synth, train
+from . import convert, data, demo, enhance, evaluate, info, report, synth, timeslice, train
 
 # Every subcommand module defines NAME, HELP, add_arguments(parser) and run(args) -> int.
-COMMANDS: tuple[ModuleType, ...] = (info, convert, train, data, synth, evaluate)
+COMMANDS: tuple[ModuleType, ...] = (
+    demo, enhance, evaluate, timeslice, report, train, synth, data, info, convert,
+)
 
 logger = logging.getLogger("tami")
 
