@@ -6,7 +6,8 @@ to the inputs as NAME_tami.EXT (NAME_backbone.EXT with --backbone-only). Frames 
 flat over any length; Ctrl-C or an error leaves no partial output.
 
 Job arrays: --shard K/N processes every N-th input starting at K (0-based), --skip-existing skips inputs whose
-output already exists, so a Slurm/Kubernetes array can split a collection and be restarted safely.
+output already exists, so a Slurm/Kubernetes array can split a collection and be restarted safely. An input that
+fails (e.g. a corrupt file) is reported and the others are still processed; the exit code is then 1.
 
 Examples:
   tami enhance dark.mp4
@@ -23,7 +24,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..enhance import DEFAULT_MODEL, EnhanceOptions, Enhancer, load_enhancement_model
-from ..errors import InputError
+from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..errors import InputError, TamiError
 
 NAME = "enhance"
 HELP = "enhance dark videos, frame folders or images"
@@ -47,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=int, default=None, metavar="N",
                         help="process frames larger than N pixels on their longer side at reduced size, then upsample")
     parser.add_argument("--compare", action="store_true", help="also write NAME_compare.EXT: input | output")
-    parser.add_argument("--scene-cut", type=float, default=0.5, metavar="T",
-                        help="histogram distance (0-1] above which the memory is reset (default: 0.5)")
+    parser.add_argument("--scene-cut", type=float, default=EnhanceOptions.scene_cut, metavar="T",
+                        help="histogram distance (0-1] above which the memory is reset "
+                             f"(default: {EnhanceOptions.scene_cut})")
     parser.add_argument("--no-scene-cut", action="store_true", help="never reset the memory within a video")
     parser.add_argument("--shard", default=None, metavar="K/N", help="process only inputs K, K+N, K+2N, ... (0-based)")
     parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         k, n = parse_shard(args.shard)
         inputs = inputs[k::n]
     several = len(args.inputs) > 1
-    if several and args.output is not None and args.output.suffix:
+    if several and args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
         raise InputError(f"with several inputs -o must be a folder, got file name {args.output}")
     tag = "backbone" if args.backbone_only else "tami"
     jobs = []
@@ -118,19 +121,30 @@ def run(args: argparse.Namespace) -> int:
     logger.info("model: %s on %s (%s%s)", args.model or DEFAULT_MODEL, enhancer.device, args.precision,
                 ", backbone only" if args.backbone_only else "")
     total_frames, total_seconds = 0, 0.0
+    failed: list[Path] = []
     for source, target in jobs:
         bar = tqdm(desc=source.name, unit="frame", disable=args.quiet, dynamic_ncols=True, leave=False)
 
         def start(info, bar=bar) -> None:  # noqa: ANN001
             bar.reset(total=info.count)
 
-        stats = enhancer.enhance_video(source, target, compare=compare_path(target) if args.compare else None,
-                                       on_start=start, on_frame=lambda _, bar=bar: bar.update(1))
-        bar.close()
+        try:
+            stats = enhancer.enhance_video(source, target, compare=compare_path(target) if args.compare else None,
+                                           on_start=start, on_frame=lambda _, bar=bar: bar.update(1))
+        except TamiError as exc:
+            # One bad file must not stop a job array's shard: report it, go on, fail at the end.
+            logger.error("error: %s", exc, exc_info=args.debug)
+            failed.append(source)
+            continue
+        finally:
+            bar.close()
         total_frames += stats.frames
         total_seconds += stats.seconds
         cuts = f", {stats.scene_cuts} scene cut(s)" if stats.scene_cuts else ""
         logger.info("%s -> %s: %d frames, %.2f frames/s%s", source, target, stats.frames, stats.fps, cuts)
-    logger.info("Processed %d frames in %.1f seconds (%.2f frames/s).", total_frames, total_seconds,
-                total_frames / total_seconds if total_seconds else 0.0)
-    return 0
+    if total_frames:
+        logger.info("Processed %d frames in %.1f seconds (%.2f frames/s).", total_frames, total_seconds,
+                    total_frames / total_seconds if total_seconds else 0.0)
+    if failed and len(jobs) > 1:
+        logger.error("error: %d of %d inputs failed: %s", len(failed), len(jobs), ", ".join(map(str, failed)))
+    return 1 if failed else 0
