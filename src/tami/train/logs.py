@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ from typing import Any
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-
-logger = logging.getLogger(__name__)
 
 LOG_FILE = "log.jsonl"
 

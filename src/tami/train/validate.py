@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,8 +9,6 @@ import torch
 from torch import Tensor
 
 from .distributed import DistInfo, all_reduce_sum
-
-logger = logging.getLogger(__name__)
 
 
 def metric_functions(names: tuple[str, ...]) -> dict[str, Callable[[Tensor, Tensor], float]]:
