@@ -200,6 +200,20 @@ def test_sigterm_stops_after_the_current_iteration_with_a_checkpoint(
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_synthetic_data_is_reused_only_when_its_settings_match(data: dict[str, Path]) -> None:
+    from tami.errors import InputError
+    from tami.train.config import DataConfig, SyntheticConfig
+    from tami.train.data import prepare_root
+    from tami.train.distributed import DistInfo
+
+    same = SyntheticConfig(videos=4, frames=6, size=(40, 40), seed=1, sources="builtin:train", flicker=0.1)
+    root = prepare_root(DataConfig(root=str(data["train"]), synthetic=same), "unused", "train", DistInfo())
+    assert root == data["train"]
+    other = SyntheticConfig(videos=5, frames=6, size=(40, 40), seed=1, sources="builtin:train", flicker=0.1)
+    with pytest.raises(InputError, match="videos: 4 there vs 5 asked"):
+        prepare_root(DataConfig(root=str(data["train"]), synthetic=other), "unused", "train", DistInfo())
+
+
 WORKER = textwrap.dedent(
     """
     import json, os, sys
