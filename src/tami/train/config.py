@@ -164,6 +164,8 @@ class ValConfig:
         metrics: metric names of ``tami.metrics`` (``psnr``, ``ssim``, ``mabd``, ``ewarp``).
         best: metric that selects ``checkpoints/best.pt`` (must be in ``metrics``).
         max_videos: validate on at most this many videos (the first ones); null = all.
+        at_start: also validate before the first iteration of a fresh run (step 0). In stage ``video`` the fresh
+            adapter is the identity, so step 0 scores the frozen backbone alone: the baseline the adapter must beat.
         data: the validation set; null = no validation.
     """
 
@@ -171,6 +173,7 @@ class ValConfig:
     metrics: tuple[str, ...] = ("psnr", "ssim", "mabd")
     best: str = "psnr"
     max_videos: int | None = None
+    at_start: bool = True
     data: DataConfig | None = None
 
 

@@ -292,6 +292,13 @@ class Trainer:
         scores["time/val"] = time.perf_counter() - t0
         return scores
 
+    def _baseline(self, log: RunLog) -> None:
+        """Validate before training (step 0): for stage video, the frozen backbone alone."""
+        scores = self._validate()
+        log.write(0, scores)
+        shown = ", ".join(f"{k.split('/', 1)[1]} {v:.4f}" for k, v in scores.items() if k.startswith("metric/"))
+        logger.info("step 0 (before training%s): %s", ", backbone alone" if self.stage.name == "video" else "", shown)
+
     def _better(self, value: float) -> bool:
         old = self.best["value"]
         if old is None:
@@ -335,6 +342,8 @@ class Trainer:
         log = RunLog(self.run_dir, enabled=self.info.is_main)
         bar = ProgressBar(c.train.iterations, self.step, enabled=self.progress)
         try:
+            if resume is None and self.val_set is not None and c.val.at_start:
+                self._baseline(log)
             self._loop(end, log, bar)
         finally:
             bar.close()
