@@ -265,6 +265,9 @@ class Enhancer:
 
         Returns:
             The enhanced ``(H, W, 3) float32`` RGB frame in ``[0, 1]``, same size as the input.
+
+        Raises:
+            InputError: not an ``(H, W, 3)`` float array, or a size other than the video's earlier frames.
         """
         if frame.ndim != 3 or frame.shape[2] != 3 or not np.issubdtype(frame.dtype, np.floating):
             raise InputError(f"frames must be (H, W, 3) float RGB arrays in [0, 1], got {frame.dtype} {frame.shape}")
