@@ -301,17 +301,15 @@ def test_thousand_frames_stream_with_flat_memory(tmp_path: Path, model_file: Pat
     # 32x32 keeps this within the test budget; benchmarks/enhance.py runs the same at 320x240.
     base = _frames(1, 32, 32)[0]
     source = _write_video(tmp_path / "long.mp4", [np.roll(base, t, axis=1) for t in range(1000)], fps=24)
-    rss: dict[int, int] = {}
-
-    def on_frame(done: int) -> None:
-        if done in (100, 1000):
-            rss[done] = _rss_kib()
-
+    rss: list[int] = []
     enhancer = Enhancer(load_enhancement_model(model_file), _cpu())
-    stats = enhancer.enhance_video(source, tmp_path / "long_tami.mp4", on_frame=on_frame)
-    assert stats.frames == 1000
-    assert abs(rss[1000] - rss[100]) <= 0.05 * rss[100]
-    assert rss[1000] - rss[100] < 4096  # KiB: keeping even one 32x32 float frame per step would add 11 MiB
+    stats = enhancer.enhance_video(source, tmp_path / "long_tami.mp4", on_frame=lambda _: rss.append(_rss_kib()))
+    assert stats.frames == len(rss) == 1000
+    # Largest reading over frames 51-100 vs over the last 50: single readings jitter by whatever freed buffer the
+    # allocator happens to keep (see benchmarks/enhance.py); growth shows in the envelope.
+    early, late = max(rss[50:100]), max(rss[-50:])
+    assert abs(late - early) <= 0.05 * early
+    assert late - early < 4096  # KiB: keeping even one 32x32 float frame per step would add 11 MiB
     written = open_video(tmp_path / "long_tami.mp4")
     assert written.info.fps == pytest.approx(24) and sum(1 for _ in written) == 1000
 
