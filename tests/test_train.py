@@ -214,6 +214,32 @@ def test_synthetic_data_is_reused_only_when_its_settings_match(data: dict[str, P
         prepare_root(DataConfig(root=str(data["train"]), synthetic=other), "unused", "train", DistInfo())
 
 
+def test_batch_stream_resumes_at_the_consumed_batch_despite_prefetching(data: dict[str, Path]) -> None:
+    from tami.data.datasets import ClipSampler, build_dataset
+    from tami.train.data import BatchStream
+    from tami.train.distributed import DistInfo
+
+    clips = build_dataset("generic", data["train"], clip_len=2, crop=8, flip=True, seed=0)
+
+    def stream(workers: int) -> BatchStream:
+        return BatchStream(clips, ClipSampler(clips, seed=3), batch_size=1, info=DistInfo(), workers=workers)
+
+    def take(s: BatchStream, n: int) -> list[tuple[str, int, float]]:
+        return [(b["video"][0], b["start"][0], float(b["lq"].sum())) for b in (next(s) for _ in range(n))]
+
+    reference = take(stream(0), 10)  # 4 videos per epoch: crosses two epoch boundaries
+    prefetching = stream(2)
+    first = take(prefetching, 3)
+    state = prefetching.state_dict()
+    prefetching.close()  # workers had planned batches ahead; the position is where consumption stopped
+    assert first + take(prefetching, 3) == reference[:6]
+    prefetching.close()
+    resumed = stream(2)
+    resumed.load_state_dict(state)
+    assert take(resumed, 7) == reference[3:]
+    resumed.close()
+
+
 WORKER = textwrap.dedent(
     """
     import json, os, sys

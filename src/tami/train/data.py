@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,6 +144,7 @@ class BatchStream:
         self.offset = 0
         self._epoch_start: dict[str, Any] | None = None
         self._resume_from: dict[str, Any] | None = None
+        self._initial = sampler.state_dict()
         self._planned: deque[tuple[int, int, dict[str, Any]]] = deque()
         self._iter: Iterator[dict[str, Any]] | None = None
 
@@ -193,8 +195,15 @@ class BatchStream:
         loader = DataLoader(
             self.dataset, batch_sampler=_Plan(self._plan()), num_workers=self.workers, collate_fn=collate,
             generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch), pin_memory=self.pin_memory,
+            worker_init_fn=_worker_init,
         )
         return iter(loader)
+
+    def close(self) -> None:
+        """Stop the loader workers (dropping the last reference shuts them down); the position is kept."""
+        self._iter = None
+        self._planned.clear()
+        self._resume_from = self._epoch_start if self._epoch_start is not None else self._initial
 
     def __iter__(self) -> BatchStream:
         return self
@@ -205,6 +214,28 @@ class BatchStream:
         batch = next(self._iter)
         self.epoch, self.offset, self._epoch_start = self._planned.popleft()
         return batch
+
+
+SIGTERM_GRACE_S = 30
+
+
+def _worker_init(worker_id: int) -> None:
+    """Loader workers outlive SIGTERM by a grace period.
+
+    Schedulers and ``timeout`` signal the whole process group; the training process then finishes its iteration,
+    writes a checkpoint and shuts the workers down itself. A worker dying at once would abort that (the loader turns
+    a killed worker into an error), one ignoring SIGTERM for good could hang an interpreter exit.
+    """
+    signal.signal(signal.SIGTERM, _exit_after_grace)
+
+
+def _exit_after_grace(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGALRM, _exit_now)
+    signal.alarm(SIGTERM_GRACE_S)
+
+
+def _exit_now(signum: int, frame: Any) -> None:
+    os._exit(0)
 
 
 class _Plan:

@@ -346,6 +346,7 @@ class Trainer:
                 self._baseline(log)
             self._loop(end, log, bar)
         finally:
+            self.stream.close()
             bar.close()
             log.close()
         finished = self.step >= c.train.iterations
