@@ -26,8 +26,8 @@ IMAGE_RECIPE=(
 )
 VIDEO_RECIPE=(
   --set "data.synthetic.videos=28" --set "data.synthetic.frames=12" --set data.crop=96 --set data.clip_len=4
-  --set train.batch_size=2 --set train.iterations=1400 --set optim.lr=5.0e-4 --set val.every=200
-  --set train.checkpoint_every=200 --set "train.workers=$WORKERS"
+  --set data.synthetic.flicker=0.2 --set train.batch_size=2 --set train.iterations=2500 --set optim.lr=2.0e-3
+  --set optim.warmup=50 --set val.every=250 --set train.checkpoint_every=250 --set "train.workers=$WORKERS"
   --set "loss={charbonnier: 1.0, l_sm: 0.1, l_i3a: 1.0, l_im: 0.1}"
   --set "val.data.synthetic.videos=2" --set "val.data.synthetic.frames=12" --set val.data.clip_len=12
 )
