@@ -37,6 +37,7 @@ from ..metrics.protocols import PROTOCOLS
 from ..metrics.registry import Metric
 from ..metrics.report import dataset_table, render_text, settings_lines, video_table, write_report
 from ..metrics.temporal import FLOW_SOURCES
+from .options import parse_methods
 
 NAME = "evaluate"
 HELP = "score enhanced videos against GT (PSNR, SSIM, E_warp, MABD) with paper-style tables"
@@ -82,19 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _methods(args: argparse.Namespace) -> dict[str, Path]:
-    methods: dict[str, Path] = {}
-    if args.pred is not None:
-        methods[args.pred.resolve().name] = args.pred
-    for spec in args.method:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise InputError(f"--method expects NAME=DIR, got {spec!r}")
-        if name in methods:
-            raise InputError(f"method name {name!r} given twice; names must be unique")
-        methods[name] = Path(folder)
-    if not methods:
+    specs = ([f"{args.pred.resolve().name}={args.pred}"] if args.pred is not None else []) + list(args.method)
+    if not specs:
         raise InputError("nothing to evaluate: give --pred DIR or one or more --method NAME=DIR")
-    return methods
+    return parse_methods(specs)
 
 
 def _metrics(args: argparse.Namespace) -> list[Metric]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from ..metrics import DEFAULT_METRICS, list_metrics
 from ..report import ReportLimits, build_report
 from ..timeslice import parse_frames
-from .timeslice import parse_methods
+from .options import parse_methods
 
 NAME = "report"
 HELP = "static HTML comparison page: synchronized playback, live time slices, metrics"

@@ -22,32 +22,13 @@ import logging
 import time
 from pathlib import Path
 
-from ..errors import InputError
 from ..timeslice import SliceLine, parse_frames, save_time_slices, time_slices
+from .options import parse_methods
 
 NAME = "timeslice"
 HELP = "time-slice images of several methods on one line (shows flicker), with a labelled grid"
 
 logger = logging.getLogger(__name__)
-
-
-def parse_methods(specs: list[str]) -> dict[str, Path]:
-    """``["NAME=PATH", ...]`` to an ordered ``{name: path}``.
-
-    Raises:
-        InputError: a spec without ``=``, an empty part, or a repeated name.
-    """
-    methods: dict[str, Path] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise InputError(f"--method expects NAME=PATH, got {spec!r}")
-        if name in methods:
-            raise InputError(f"method name {name!r} given twice; names must be unique")
-        methods[name] = Path(path)
-    if not methods:
-        raise InputError("no method given: add one or more --method NAME=PATH")
-    return methods
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
