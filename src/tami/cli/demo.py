@@ -51,13 +51,17 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(name: str, done: int, total: int) -> None:
         if name not in bars:
+            for earlier in bars.values():
+                earlier.close()
             bars[name] = tqdm(total=total, desc=name, unit="frame", disable=args.quiet, leave=False)
         bars[name].update(1)
 
-    result = run_demo(args.output, args.video, model=args.model, frames=args.frames, size=tuple(args.size),
-                      options=options, on_frame=progress)
-    for bar in bars.values():
-        bar.close()
+    try:
+        result = run_demo(args.output, args.video, model=args.model, frames=args.frames, size=tuple(args.size),
+                          options=options, on_frame=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
     print(f"tami demo: {result.source}, {result.frames} frames")
     print()
     print(metrics_table(result.metrics))
