@@ -98,3 +98,19 @@ def test_whole_model_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.forward_clip(lq)[0], model.forward_clip(lq)[0], atol=0, rtol=0)
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_model_file_whose_configuration_does_not_match_its_tensors_fails_in_one_line(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    backbone = backbones.create("retinexformer", n_feat=16, num_blocks=[1, 1, 1])
+    path = save_model(TAMI.from_preset(backbone), tmp_path / "model.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    config = json.loads(meta["backbone_config"])
+    meta["backbone_config"] = json.dumps({**config, "n_feat": 8})
+    save_file(load_file(str(path)), str(tmp_path / "edited.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "edited.safetensors")
+    message = str(err.value)
+    assert "\n" not in message and "mis-shaped ['backbone." in message

@@ -142,13 +142,12 @@ def load_model(path: str | os.PathLike[str]) -> TAMI:
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
-    if missing or unexpected:
+    misshaped = sorted(k for k in own if k in tensors and tensors[k].shape != own[k].shape)
+    if missing or unexpected or misshaped:
         raise CheckpointError(
-            f"weights in {path} do not fit {meta['backbone_arch']}+TAMI: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
+            f"weights in {path} do not fit {meta['backbone_arch']}+TAMI as configured in the file: missing "
+            f"{missing[:5]}, unexpected {unexpected[:5]}, mis-shaped {misshaped[:5]}; the file is damaged or was "
+            "written by another version"
         )
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"weights in {path} do not fit the model: {exc}") from None
+    model.load_state_dict(tensors, strict=True)
     return model.eval()
