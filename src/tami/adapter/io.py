@@ -105,16 +105,20 @@ def load_adapter(model: TAMI, path: str | os.PathLike[str]) -> TAMI:
     return model
 
 
-def _load_adapter_tensors(model: TAMI, tensors: dict[str, Tensor], path: str | os.PathLike[str]) -> None:
-    own = model.adapter_state_dict()
+def _check_fit(own: dict[str, Tensor], tensors: dict[str, Tensor], what: str, hint: str) -> None:
+    """Raise one-line :class:`CheckpointError` unless ``tensors`` has exactly ``own``'s keys and shapes."""
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
     misshaped = sorted(k for k in own if k in tensors and tensors[k].shape != own[k].shape)
     if missing or unexpected or misshaped:
         raise CheckpointError(
-            f"adapter weights in {path} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"mis-shaped {misshaped[:5]}; the file was written by another version of the adapter"
+            f"{what}: missing {missing[:5]}, unexpected {unexpected[:5]}, mis-shaped {misshaped[:5]}; {hint}"
         )
+
+
+def _load_adapter_tensors(model: TAMI, tensors: dict[str, Tensor], path: str | os.PathLike[str]) -> None:
+    _check_fit(model.adapter_state_dict(), tensors, f"adapter weights in {path} do not fit the model",
+               "the file was written by another version of the adapter")
     model.load_state_dict(tensors, strict=False)
 
 
@@ -139,15 +143,8 @@ def load_model(path: str | os.PathLike[str]) -> TAMI:
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} names a backbone this version cannot build: {exc}") from None
     model = TAMI(backbone, TAMIConfig.from_dict(json.loads(meta["_config"])))
-    own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    misshaped = sorted(k for k in own if k in tensors and tensors[k].shape != own[k].shape)
-    if missing or unexpected or misshaped:
-        raise CheckpointError(
-            f"weights in {path} do not fit {meta['backbone_arch']}+TAMI as configured in the file: missing "
-            f"{missing[:5]}, unexpected {unexpected[:5]}, mis-shaped {misshaped[:5]}; the file is damaged or was "
-            "written by another version"
-        )
+    _check_fit(model.state_dict(), tensors,
+               f"weights in {path} do not fit {meta['backbone_arch']}+TAMI as configured in the file",
+               "the file is damaged or was written by another version")
     model.load_state_dict(tensors, strict=True)
     return model.eval()
