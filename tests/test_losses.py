@@ -8,7 +8,7 @@ from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 
 from tami.adapter import TAMI
 from tami.errors import InputError
-from tami.losses import build_loss, charbonnier, l_i3a, l_im, l_sm, ssim_loss
+from tami.losses import build_loss, charbonnier, l_i3a, l_im, l_sm, ssim_loss, temporal_difference
 
 
 def _frames(t=3, ideal=True, seed=0):
@@ -62,6 +62,20 @@ def test_reconstruction_terms():
     assert logs["loss/ssim"] > 0
     image_total, _ = loss(y[:, 0], x[:, 0])
     assert image_total > 0
+
+
+def test_temporal_difference_ignores_a_constant_error_and_scores_a_changing_one():
+    gt = torch.rand(2, 4, 3, 8, 8)
+    constant = gt + 0.2 * torch.rand(2, 1, 3, 8, 8)  # the same error on every frame
+    assert temporal_difference(constant, gt).item() == pytest.approx(1e-3)  # charbonnier's floor eps
+    flicker = gt + torch.tensor([0.0, 0.1, 0.0, 0.1]).view(1, 4, 1, 1, 1)
+    # every consecutive difference is off by exactly 0.1: sqrt(0.1^2 + eps^2)
+    assert temporal_difference(flicker, gt).item() == pytest.approx((0.1**2 + 1e-6) ** 0.5, rel=1e-5)
+    loss = build_loss({"tdiff": 1.0})
+    assert loss(flicker, gt)[1]["loss/tdiff"] > 0.09
+    assert "loss/tdiff" not in loss(flicker[:, 0], gt[:, 0])[1]  # images have no time axis: skipped
+    with pytest.raises(InputError, match="tdiff expects clips"):
+        temporal_difference(gt[:, 0], gt[:, 0])
 
 
 def test_build_loss_rejects_unknown_terms():

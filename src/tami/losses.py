@@ -1,10 +1,11 @@
-"""Training losses: image reconstruction terms and the TAMI terms L_IM, L_SM and L_I3A.
+"""Training losses: image reconstruction terms, a temporal-difference term and the TAMI terms L_IM, L_SM, L_I3A.
 
 ``build_loss({"charbonnier": 1.0, "l_im": 1.0, "l_sm": 1.0, "l_i3a": 1.0})`` returns a :class:`Loss` whose
 ``forward(out, gt, aux)`` gives the weighted total and every term under ``loss/<name>``. Reconstruction terms work
 on ``(B, T, 3, H, W)`` clips or ``(B, 3, H, W)`` images; the TAMI terms read the per-frame ``aux`` dicts of
 :meth:`tami.adapter.TAMI.forward_clip` (keys documented in :mod:`tami.adapter.model`) and are skipped when ``aux``
-is ``None`` (image-stage training).
+is ``None`` (image-stage training). ``tdiff`` (:func:`temporal_difference`) needs ``(B, T, 3, H, W)`` clips with
+``T >= 2`` and is skipped on images.
 
 Notation: ``MSE(a, b)`` = mean of ``(a - b)^2`` over all elements; a clip has ``T`` frames; each TAMI term is
 ``(1 / T) * sum_t term_t``, where frames for which a term is undefined contribute 0 (as the research code adds
@@ -25,6 +26,19 @@ from .errors import InputError
 def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
     """``mean(sqrt((pred - target)^2 + eps^2))``."""
     return torch.sqrt((pred - target).pow(2) + eps * eps).mean()
+
+
+def temporal_difference(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
+    """Charbonnier distance between consecutive-frame differences of ``pred`` and ``target`` ``(B, T, 3, H, W)``.
+
+    ``mean(rho((p_t - p_{t-1}) - (g_t - g_{t-1})))``: penalises the part of the error that changes from frame to
+    frame (flicker, fresh noise) and leaves an error that is constant in time alone, which per-frame terms cannot
+    tell apart. Flow-free, so it suits paired clips with small motion (our synthetic clips, SDSD). Not in the paper.
+    """
+    if pred.shape != target.shape or pred.dim() != 5:
+        raise InputError(f"tdiff expects clips (B, T, 3, H, W) of equal shape, got {tuple(pred.shape)} "
+                         f"and {tuple(target.shape)}")
+    return charbonnier(pred.diff(dim=1), target.diff(dim=1), eps)
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
@@ -141,6 +155,7 @@ RECONSTRUCTION = {
     "mse": F.mse_loss,
     "ssim": ssim_loss,
 }
+CLIP = {"tdiff": temporal_difference}
 TEMPORAL = {"l_im": l_im, "l_sm": l_sm, "l_i3a": l_i3a}
 
 
@@ -148,7 +163,7 @@ class Loss(nn.Module):
     """Weighted sum of reconstruction and TAMI terms (terms with weight 0 are not computed).
 
     Args:
-        weights: term name -> weight; names in ``RECONSTRUCTION`` and ``TEMPORAL``.
+        weights: term name -> weight; names in ``RECONSTRUCTION``, ``CLIP`` and ``TEMPORAL``.
     """
 
     def __init__(self, weights: dict[str, float]) -> None:
@@ -176,6 +191,10 @@ class Loss(nn.Module):
         for name, weight in self.weights.items():
             if name in RECONSTRUCTION:
                 value = RECONSTRUCTION[name](flat_out, flat_gt)
+            elif name in CLIP:
+                if out.dim() != 5 or out.shape[1] < 2:
+                    continue
+                value = CLIP[name](out, gt)
             elif aux is not None and aux.get("frames"):
                 value = TEMPORAL[name](aux["frames"])
             else:
@@ -188,7 +207,7 @@ class Loss(nn.Module):
 
 def build_loss(config: dict[str, float]) -> Loss:
     """Build a :class:`Loss` from ``{"term": weight}``; unknown terms raise :class:`InputError`."""
-    known = {*RECONSTRUCTION, *TEMPORAL}
+    known = {*RECONSTRUCTION, *CLIP, *TEMPORAL}
     unknown = sorted(set(config) - known)
     if unknown:
         raise InputError(f"unknown loss term(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
