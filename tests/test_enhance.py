@@ -151,8 +151,18 @@ def test_memory_option_bounds_the_memory(model_file: Path) -> None:
     assert [n for n, _ in sizes] == [1, 2, 2, 2, 2, 2]
     assert len({b for _, b in sizes}) == 1  # buffers allocated once, at capacity 2
     assert enhancer.state.memory.keys.shape[1] == 2
-    with pytest.raises(InputError, match="at least 1"):
-        Enhancer(load_enhancement_model(model_file), _cpu(memory=0))
+    with pytest.raises(InputError, match="--memory must be 0"):
+        Enhancer(load_enhancement_model(model_file), _cpu(memory=-1))
+
+
+def test_memory_zero_enhances_every_frame_as_if_it_were_the_first(model_file: Path) -> None:
+    frames = _frames(4, 16, 16)
+    stateless = list(Enhancer(load_enhancement_model(model_file), _cpu(memory=0, scene_cut=None))
+                     .enhance_frames(frames))
+    first_frame = [next(Enhancer(load_enhancement_model(model_file), _cpu()).enhance_frames([f])) for f in frames]
+    np.testing.assert_array_equal(np.stack(stateless), np.stack(first_frame))
+    streamed = list(Enhancer(load_enhancement_model(model_file), _cpu(scene_cut=None)).enhance_frames(frames))
+    assert np.abs(streamed[3] - stateless[3]).max() > 1e-6  # with memory, later frames do see the earlier ones
 
 
 def test_max_side_runs_small_and_returns_the_input_size(model_file: Path) -> None:

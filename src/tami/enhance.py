@@ -103,7 +103,9 @@ class EnhanceOptions:
     Attributes:
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
         precision: ``fp32``; ``bf16`` (CPU and GPU, autocast); ``fp16`` (GPU only).
-        memory: frames kept in the adapter's memory (default: the model's own setting).
+        memory: frames kept in the adapter's memory (default: the model's own setting); 0 gives every frame an
+            empty memory and hidden state - the adapter without temporal context, the ablation that tells its
+            temporal gain from its per-frame one.
         max_side: process frames whose longer side exceeds this at a reduced size and upsample the result.
         backbone_only: run the frozen image backbone frame by frame (no temporal adapter), for comparison.
         scene_cut: histogram distance in [0, 1] above which a frame counts as a scene cut and resets the memory;
@@ -211,9 +213,10 @@ class Enhancer:
         self.device = resolve_device(self.options.device)
         self.autocast_dtype = _autocast_dtype(self.device, self.options.precision)
         if self.options.memory is not None:
-            if self.options.memory < 1:
-                raise InputError(f"--memory must be at least 1 frame, got {self.options.memory}")
-            model.config = dataclasses.replace(model.config, memory_frames=self.options.memory)
+            if self.options.memory < 0:
+                raise InputError(f"--memory must be 0 (no temporal context) or more frames, got {self.options.memory}")
+            if self.options.memory > 0:
+                model.config = dataclasses.replace(model.config, memory_frames=self.options.memory)
         if self.options.max_side is not None and self.options.max_side < model.backbone.multiple_of:
             raise InputError(
                 f"--max-side must be at least {model.backbone.multiple_of}, got {self.options.max_side}"
@@ -252,7 +255,7 @@ class Enhancer:
             if self.options.backbone_only:
                 padded, size = pad_to_multiple(x, self.model.backbone.multiple_of)
                 return crop_to(self.model.backbone(padded), size).float()
-            if self._state is None:
+            if self._state is None or self.options.memory == 0:
                 self._state = self.model.init_state(batch=1)
             out, self._state, _ = self.model.step(x, self._state)
             return out.float()

@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="compute precision (fp16 on GPUs only; default: fp32)")
     parser.add_argument("--memory", type=int, default=None, metavar="K",
-                        help="frames kept in the adapter's memory (default: the model's setting)")
+                        help="frames kept in the adapter's memory (default: the model's setting; 0: none, "
+                             "every frame enhanced without temporal context, for ablations)")
     parser.add_argument("--max-side", type=int, default=None, metavar="N",
                         help="process frames larger than N pixels on their longer side at reduced size, then upsample")
     parser.add_argument("--compare", action="store_true", help="also write NAME_compare.EXT: input | output")
