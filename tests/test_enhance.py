@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from silent_audio import write_silent_aac
 
 from tami.adapter import TAMI
 from tami.adapter.io import load_model, save_adapter, save_model
@@ -65,20 +66,6 @@ def _frames(count: int, height: int, width: int, seed: int = 0) -> list[np.ndarr
         tint = np.stack([np.ones_like(luma), 0.9 + 0.1 * np.sin(yy / 9.0), 0.8 + 0.2 * np.cos(xx / 7.0)], -1)
         out.append(np.clip(0.2 * rng.uniform(0.8, 1.2) * luma[..., None] * tint, 0, 1).astype(np.float32))
     return out
-
-
-def _audio_file(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        stream.layout = "mono"
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 8000, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float, audio: Path | None = None) -> Path:
@@ -187,7 +174,7 @@ def test_max_side_runs_small_and_returns_the_input_size(model_file: Path) -> Non
 
 def test_video_to_video_keeps_fps_audio_size_and_numbers(tmp_path: Path, model_file: Path) -> None:
     frames = _frames(6, 24, 33)  # odd width: written as yuv444p at the exact size
-    source = _write_video(tmp_path / "dark.mp4", frames, fps=12.5, audio=_audio_file(tmp_path / "sound.m4a"))
+    source = _write_video(tmp_path / "dark.mp4", frames, fps=12.5, audio=write_silent_aac(tmp_path / "sound.m4a"))
     assert main(["-q", "enhance", str(source), "--model", str(model_file), "--compare"]) == 0
     out, side = tmp_path / "dark_tami.mp4", tmp_path / "dark_tami_compare.mp4"
     with av.open(str(out)) as container:

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from silent_audio import write_silent_aac
 
 from tami.data.video import list_frames, open_video, open_writer, read_image
 from tami.errors import InputError
@@ -119,17 +120,7 @@ def test_folder_natural_sort_gray_rgba_and_bgr_npy(tmp_path: Path) -> None:
 
 
 def test_audio_is_copied_from_source(tmp_path: Path) -> None:
-    source = tmp_path / "with_audio.mp4"
-    with av.open(str(source), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        stream.layout = "mono"
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 8000, i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    source = write_silent_aac(tmp_path / "with_audio.mp4")
     with open_writer(tmp_path / "out.mp4", fps=10, audio_from=source) as writer:
         for frame in _smooth_frames(3, 16, 16):
             writer.write(frame)
