@@ -71,7 +71,8 @@ def main() -> None:
     print()
     print(metrics_table(mean))
     print(json.dumps(checks, indent=2), "PASS" if passed else "FAIL")
-    result = {"model": args.model or "bundled demo", "flicker": args.flicker, "clips": args.clips, "frames": args.frames, "size": args.size,
+    result = {"model": args.model or "bundled demo", "flicker": args.flicker, "clips": args.clips,
+              "frames": args.frames, "size": args.size,
               "device": str(runs["tami"].device), "machine": f"{platform.machine()} {platform.processor()}",
               "torch": torch.__version__, "seconds": time.perf_counter() - start, "mean": mean,
               "checks": checks, "passed": passed, "per_clip": per_clip}

@@ -157,9 +157,9 @@ def test_max_side_runs_small_and_returns_the_input_size(model_file: Path) -> Non
     seen = []
     step = enhancer.model.step
 
-    def spy(x, state):  # noqa: ANN001, ANN202
+    def spy(x, state, **options):  # noqa: ANN001, ANN003, ANN202
         seen.append(tuple(x.shape[-2:]))
-        return step(x, state)
+        return step(x, state, **options)
 
     enhancer.model.step = spy
     frame = _frames(1, 41, 67)[0]

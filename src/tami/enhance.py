@@ -214,7 +214,9 @@ class Enhancer:
         self.autocast_dtype = _autocast_dtype(self.device, self.options.precision)
         if self.options.memory is not None:
             if self.options.memory < 0:
-                raise InputError(f"--memory must be 0 (no temporal context) or more frames, got {self.options.memory}")
+                raise InputError(
+                    f"--memory must be 0 (no temporal context) or more frames, got {self.options.memory}"
+                )
             if self.options.memory > 0:
                 model.config = dataclasses.replace(model.config, memory_frames=self.options.memory)
         if self.options.max_side is not None and self.options.max_side < model.backbone.multiple_of:
@@ -255,9 +257,10 @@ class Enhancer:
             if self.options.backbone_only:
                 padded, size = pad_to_multiple(x, self.model.backbone.multiple_of)
                 return crop_to(self.model.backbone(padded), size).float()
-            if self._state is None or self.options.memory == 0:
+            stateless = self.options.memory == 0
+            if self._state is None or stateless:
                 self._state = self.model.init_state(batch=1)
-            out, self._state, _ = self.model.step(x, self._state)
+            out, self._state, _ = self.model.step(x, self._state, write=not stateless)  # nothing reads a write
             return out.float()
 
     def step(self, frame: np.ndarray) -> np.ndarray:
