@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tami.backbones.base import Backbone, Encoded
-from tami.data.synthetic import builtin_images, synthesize_clip
-from tami.demo import DEMO_DEGRADATION, HELDOUT_SEED, score
+from tami.demo import DEMO_DEGRADATION, heldout_clip, score
 from tami.enhance import load_enhancement_model
 from tami.metrics import FlowCache
 from tami.metrics.flow import DISFlow
@@ -43,15 +42,7 @@ from tami.metrics.flow import DISFlow
 # 1e-12 (the read term follows it, as in Brooks et al.) leaves noise far below one 8-bit step; a flicker of 1e-9
 # still draws the per-frame jitter, so the colour cast and noise that follow it are the same.
 NO_NOISE = {"shot_noise": (1e-12, 1e-12)}
-NO_FLICKER = {"flicker": 1e-9}
-
-
-def clip(index: int, **overrides: object) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out clip ``index`` (as ``tami.demo.heldout_clip``) with degradation ``overrides``: ``(lq, gt)``."""
-    images = builtin_images("test")
-    _, image = images[index % len(images)]
-    options = {**DEMO_DEGRADATION, **overrides}
-    return synthesize_clip(image, frames=30, size=(256, 256), seed=HELDOUT_SEED + index, **options)
+NO_FLICKER = 1e-9
 
 
 def to_tensor(video: np.ndarray) -> Tensor:
@@ -66,7 +57,8 @@ def warp_features(features: Tensor, flow: np.ndarray) -> Tensor:
     """Backward-warp ``(1, C, h, w)`` features with a full-resolution ``(H, W, 2)`` pixel flow (bilinear)."""
     h, w = features.shape[-2:]
     scale = torch.tensor([w / flow.shape[1], h / flow.shape[0]]).view(1, 2, 1, 1)
-    small = F.interpolate(torch.from_numpy(flow).permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False) * scale
+    full = torch.from_numpy(flow).permute(2, 0, 1)[None]
+    small = F.interpolate(full, size=(h, w), mode="bilinear", align_corners=False) * scale
     rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
                                 indexing="ij")
     grid = torch.stack([(cols + small[0, 0]) / max(w - 1, 1), (rows + small[0, 1]) / max(h - 1, 1)], -1) * 2 - 1
@@ -98,9 +90,9 @@ def fuse_retinexformer(enc: Encoded, flows: np.ndarray, history: float, *, resid
 def oracle_videos(backbone: Backbone, index: int, flicker: float, history: float,
                   cache: FlowCache) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every oracle's output for held-out clip ``index``, and the clip's ground truth (its flow lands in ``cache``)."""
-    lq, gt = clip(index, flicker=flicker)
-    videos = {name: clip(index, **{"flicker": flicker, **overrides})[0] for name, overrides in
-              (("no flicker", NO_FLICKER), ("no noise", NO_NOISE), ("neither", {**NO_NOISE, **NO_FLICKER}))}
+    _, lq, gt = heldout_clip(index, flicker=flicker)
+    variants = {"no flicker": (NO_FLICKER, {}), "no noise": (flicker, NO_NOISE), "neither": (NO_FLICKER, NO_NOISE)}
+    videos = {name: heldout_clip(index, flicker=f, **extra)[1] for name, (f, extra) in variants.items()}
     flows = cache.get(np.rint(gt * 255).astype(np.uint8), DISFlow()).flows
     enc = backbone.encode(to_tensor(lq))
     encs = {name: backbone.encode(to_tensor(video)) for name, video in videos.items()}
@@ -145,8 +137,9 @@ def main() -> None:
         print(f"clip {i + 1}/{args.clips}", flush=True)
     metrics = ("ewarp", "mabd", "psnr")
     base = {m: np.mean([r[m] for r in rows["backbone"]]) for m in metrics}
-    print(f"{args.clips} held-out clips (flicker {args.flicker:g}), {backbone.arch} backbone; changes against the backbone alone "
-          f"(E_warp {base['ewarp'] * 1e3:.3f}e-3, MABD {base['mabd'] * 1e3:.3f}e-3, PSNR {base['psnr']:.2f} dB)")
+    print(f"{args.clips} held-out clips (flicker {args.flicker:g}), {backbone.arch} backbone; changes against the "
+          f"backbone alone (E_warp {base['ewarp'] * 1e3:.3f}e-3, MABD {base['mabd'] * 1e3:.3f}e-3, "
+          f"PSNR {base['psnr']:.2f} dB)")
     print("| oracle | E_warp | MABD | PSNR (dB) |\n|---|---:|---:|---:|")
     for name, values in list(rows.items())[1:]:
         mean = {m: np.mean([r[m] for r in values]) for m in metrics}

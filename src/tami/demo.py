@@ -34,14 +34,16 @@ HELDOUT_SEED = 10_000  # training recipes use seeds below 1,000
 
 
 def heldout_clip(index: int, *, frames: int = 30, size: tuple[int, int] = (256, 256),
-                 flicker: float | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+                 flicker: float | None = None, **degradation: Any) -> tuple[str, np.ndarray, np.ndarray]:
     """The ``index``-th held-out synthetic clip: ``(name, lq, gt)`` with ``(T, H, W, 3) float32`` frames.
 
     Clips cycle over the held-out photographs; every index has its own seed (``HELDOUT_SEED + index``).
+    ``flicker`` (``None``: the recipe's) and ``degradation`` override options of
+    :func:`tami.data.synthetic.synthesize`.
     """
     images = builtin_images("test")
     name, image = images[index % len(images)]
-    options = dict(DEMO_DEGRADATION)
+    options = {**DEMO_DEGRADATION, **degradation}
     if flicker is not None:
         options["flicker"] = flicker
     lq, gt = synthesize_clip(image, frames=frames, size=size, seed=HELDOUT_SEED + index, **options)
