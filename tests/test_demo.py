@@ -109,3 +109,37 @@ def test_demo_on_a_one_frame_video_is_one_clear_error(tmp_path: Path, capsys: py
     assert main(["-q", "demo", str(video), "-o", str(tmp_path / "demo")]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "at least 2 frames" in lines[0], lines
+
+
+def test_demo_replaces_an_earlier_demo_whole(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    run_demo(out, frames=3, size=(48, 48), options=EnhanceOptions(device="cpu"))
+    assert (out / "gt.mp4").is_file()
+    run_demo(out, _dark_video(tmp_path / "dark.mp4", frames=3), options=EnhanceOptions(device="cpu"))
+    assert not (out / "gt.mp4").exists()  # nothing stale from the synthetic run beside the new one
+    assert json.loads((out / "metrics.json").read_text())["source"].endswith("dark.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dark.mp4", "demo"]
+
+
+def test_demo_leaves_a_foreign_folder_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main(["-q", "demo", "-o", str(out), "--frames", "2", "--size", "32", "32", "--device", "cpu"]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not an earlier demo's output" in lines[0], lines
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert main(["-q", "demo", "-o", str(out / "notes.txt"), "--frames", "2", "--device", "cpu"]) == 1
+    assert "is a file" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_interrupted_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tami.demo
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tami.demo, "_report", interrupt)  # the last output written
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(tmp_path / "demo", frames=2, size=(32, 32), options=EnhanceOptions(device="cpu"))
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .atomic import atomic_path
 from .data.synthetic import builtin_images, synthesize_clip
 from .data.video import open_video, open_writer
 from .enhance import EnhanceOptions, Enhancer, load_enhancement_model
@@ -149,20 +151,22 @@ def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | No
     Writes ``input.mp4`` (and ``gt.mp4`` for the synthetic clip), ``backbone.mp4``, ``tami.mp4``,
     ``compare.mp4`` (input | backbone | TAMI [| GT]), ``timeslice/`` (the centre column of every frame, per
     method, and their labelled ``grid.png``),
-    ``metrics.md``/``metrics.json`` and a browsable ``report/index.html``.
+    ``metrics.md``/``metrics.json`` and a browsable ``report/index.html``. The folder appears whole when
+    everything is written (nothing is left on an error or Ctrl-C) and replaces an earlier demo's output there.
 
     Args:
-        out_dir: output folder (created).
+        out_dir: output folder: new, empty, or an earlier demo's output.
         video: the user's video (first ``frames`` frames); None generates a held-out synthetic clip.
         model: bundled model name or model file (default: the bundled model).
         frames, size: length and frame size of the synthetic clip (``size`` is ignored for user videos).
         options: device/precision/... for both runs (``backbone_only`` is set per run).
         on_frame: progress callback ``(run name, frames done, frames total)``.
-    """
-    import time
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    Raises:
+        InputError: ``out_dir`` holds something else; the video cannot be read or is shorter than 2 frames.
+    """
+    target = Path(out_dir)
+    _check_replaceable(target)
     source, lq, gt, fps = load_input(video, frames=frames, size=size)
     options = options or EnhanceOptions()
     net = load_enhancement_model(model)
@@ -177,23 +181,45 @@ def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | No
     cache = FlowCache()
     rows = {"input": score(lq, gt, inp=lq, cache=cache)} if gt is not None else {}
     rows.update({name: score(video_out, gt, inp=lq, cache=cache) for name, video_out in results.items()})
-    files = [_write_video(out / "input.mp4", lq, fps)]
-    if gt is not None:
-        files.append(_write_video(out / "gt.mp4", gt, fps))
-    files += [_write_video(out / f"{name}.mp4", video_out, fps) for name, video_out in results.items()]
     panels = [("input", lq), ("backbone", results["backbone"]), ("TAMI", results["tami"])]
     if gt is not None:
         panels.append(("GT", gt))
-    compare = np.stack([np.concatenate([_label(v[t], label) for label, v in panels], axis=1) for t in range(len(lq))])
+    with atomic_path(target, directory=True) as out:
+        files = _write_outputs(out, panels, fps)
+        table = metrics_table(rows)
+        (out / "metrics.md").write_text(f"# tami demo\n\nSource: {source}, {len(lq)} frames.\n\n{table}\n")
+        (out / "metrics.json").write_text(json.dumps({"source": source, "frames": len(lq), "metrics": rows,
+                                                      "seconds": seconds}, indent=2))
+        files += [out / "metrics.md", out / "metrics.json"]
+        files = [target / path.relative_to(out) for path in files]
+    return DemoResult(target, source, len(lq), rows, files, seconds)
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse an output folder that holds anything but an earlier demo's output (it is replaced as a whole)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"{out} is a file; choose a folder for the demo's output with -o")
+    earlier_demo = (out / "metrics.json").is_file() and (out / "input.mp4").is_file()
+    if any(out.iterdir()) and not earlier_demo:
+        raise InputError(f"{out} is not empty and is not an earlier demo's output; choose another folder with -o")
+
+
+def _write_outputs(out: Path, panels: list[tuple[str, np.ndarray]], fps: float) -> list[Path]:
+    """The videos, the side-by-side video, the time slices and the report of ``panels`` under ``out``."""
+    videos = dict(panels)
+    files = [_write_video(out / "input.mp4", videos["input"], fps)]
+    if "GT" in videos:
+        files.append(_write_video(out / "gt.mp4", videos["GT"], fps))
+    files += [_write_video(out / f"{name}.mp4", videos[label], fps) for name, label in
+              (("backbone", "backbone"), ("tami", "TAMI"))]
+    frames = len(videos["input"])
+    compare = np.stack([np.concatenate([_label(v[t], label) for label, v in panels], axis=1) for t in range(frames)])
     files.append(_write_video(out / "compare.mp4", compare, fps))
     files += _timeslice(out / "timeslice", panels)
-    table = metrics_table(rows)
-    (out / "metrics.md").write_text(f"# tami demo\n\nSource: {source}, {len(lq)} frames.\n\n{table}\n")
-    (out / "metrics.json").write_text(json.dumps({"source": source, "frames": len(lq), "metrics": rows,
-                                                  "seconds": seconds}, indent=2))
-    files += [out / "metrics.md", out / "metrics.json"]
     files.append(_report(out / "report", panels, fps))
-    return DemoResult(out, source, len(lq), rows, files, seconds)
+    return files
 
 
 def _timeslice(folder: Path, panels: list[tuple[str, np.ndarray]]) -> list[Path]:

@@ -12,6 +12,8 @@ its image backbone alone, frame by frame, and with the TAMI adapter. Written to 
   report/index.html        a page to play, scrub and slice all versions in sync (open it in a browser)
 
 With VIDEO, its first --frames frames are used (no ground truth, so only the reference-free E_warp is scored).
+The folder appears only once everything is written; an earlier demo's output in it is replaced, anything else
+there is left alone (choose another folder).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", nargs="?", type=Path, default=None,
                         help="your video, frame folder or image (default: a held-out synthetic clip)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("tami-demo"), help="output folder (default: tami-demo)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("tami-demo"),
+                        help="output folder; an earlier demo's output there is replaced (default: tami-demo)")
     parser.add_argument("--model", default=None, help="bundled model name or model file (default: bundled)")
     parser.add_argument("--frames", type=int, default=30, help="frames to process (default: 30)")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
