@@ -221,6 +221,34 @@ def test_image_to_image_with_compare(tmp_path: Path, model_file: Path, suffix: s
     np.testing.assert_allclose(pair[:, 23:], enhanced, atol=0.5 / 255 + 1e-6)
 
 
+def test_sixteen_bit_input_stays_sixteen_bit_where_the_output_can_hold_it(tmp_path: Path, model_file: Path) -> None:
+    frames = _frames(2, 17, 23)
+    deep = [np.rint(f[:, :, ::-1] * 65535).astype(np.uint16) for f in frames]  # BGR for OpenCV
+    cv2.imwrite(str(tmp_path / "photo.png"), deep[0])
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i, frame in enumerate(deep):
+        cv2.imwrite(str(folder / f"{i}.tif"), frame)
+    common = ["--model", str(model_file)]
+    assert main(["-q", "enhance", str(tmp_path / "photo.png"), *common]) == 0
+    assert main(["-q", "enhance", str(tmp_path / "photo.png"), "-o", str(tmp_path / "photo8.jpg"), *common]) == 0
+    assert main(["-q", "enhance", str(folder), "-o", str(tmp_path / "out"), *common]) == 0
+    assert main(["-q", "enhance", str(folder), "-o", str(tmp_path / "out.mp4"), *common]) == 0
+
+    expected = list(Enhancer(load_enhancement_model(model_file), _cpu()).enhance_frames(open_video(folder)))
+    image = cv2.imread(str(tmp_path / "photo_tami.png"), cv2.IMREAD_UNCHANGED)
+    assert image.dtype == np.uint16
+    np.testing.assert_allclose(image[:, :, ::-1] / 65535.0, expected[0], atol=0.5 / 65535 + 1e-6)
+    assert cv2.imread(str(tmp_path / "photo8.jpg"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+    written = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in written] == ["0.png", "1.png"]
+    for path, ref in zip(written, expected):
+        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        assert frame.dtype == np.uint16
+        np.testing.assert_allclose(frame[:, :, ::-1] / 65535.0, ref, atol=0.5 / 65535 + 1e-6)
+    assert sum(1 for _ in open_video(tmp_path / "out.mp4")) == 2  # video files are 8-bit
+
+
 # -- scene cuts ---------------------------------------------------------------------------------------------------
 
 def _dark_views(count: int, seed: int) -> list[tuple[str, np.ndarray]]:

@@ -26,7 +26,7 @@ from .adapter import TAMI, StreamState
 from .adapter.io import load_model
 from .atomic import atomic_path
 from .backbones import crop_to, pad_to_multiple
-from .data.video import IMAGE_SUFFIXES, VideoInfo, VideoWriter, open_video, open_writer
+from .data.video import IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -353,20 +353,30 @@ class Enhancer:
 
 
 def _open_output(path: Path, info: VideoInfo, audio: Path | None) -> VideoWriter | _ImageWriter:
-    """A writer for ``path``: one image file for an image input written to an image suffix, else video/folder."""
+    """A writer for ``path``: one image file for an image input written to an image suffix, else video/folder.
+
+    16-bit input stays 16-bit where the output can hold it (png/tif images, frame folders).
+    """
     try:
         if info.kind == "image" and path.suffix.lower() in IMAGE_SUFFIXES:
-            return _ImageWriter(path)
-        return open_writer(path, info.fps, audio_from=audio)
+            return _ImageWriter(path, info.bit_depth)
+        folder = is_folder_target(path)
+        if info.bit_depth == 16 and not folder:
+            logger.info("%s: 16-bit input written as 8-bit video; give a folder path to keep 16 bits", path.name)
+        return open_writer(path, info.fps, audio_from=audio, bit_depth=info.bit_depth if folder else 8)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable output path") from None
 
 
 class _ImageWriter:
-    """Atomic writer of a single-image output (png/jpg/bmp/tif, or float32 RGB ``.npy``), like the video writers."""
+    """Atomic writer of a single-image output (png/jpg/bmp/tif, or float32 RGB ``.npy``), like the video writers.
 
-    def __init__(self, path: Path) -> None:
+    ``bit_depth`` 16 writes png and tif as 16-bit (other formats cannot hold it and get 8 bits).
+    """
+
+    def __init__(self, path: Path, bit_depth: int = 8) -> None:
         self.path = path
+        self.deep = bit_depth == 16 and path.suffix.lower() in {".png", ".tif", ".tiff"}
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
         self._frame: np.ndarray | None = None
@@ -384,7 +394,8 @@ class _ImageWriter:
                 with open(self._tmp, "wb") as f:
                     np.save(f, np.clip(self._frame, 0.0, 1.0).astype(np.float32))
             else:
-                data = np.round(np.clip(self._frame, 0.0, 1.0) * 255).astype(np.uint8)
+                top, dtype = (65535, np.uint16) if self.deep else (255, np.uint8)
+                data = np.round(np.clip(self._frame, 0.0, 1.0) * top).astype(dtype)
                 ok, buf = cv2.imencode(self.path.suffix, cv2.cvtColor(data, cv2.COLOR_RGB2BGR))
                 if not ok:
                     raise InputError(f"cannot encode {self.path.name}; use .png or .jpg")

@@ -1,9 +1,11 @@
 """Enhance dark videos, frame folders or images with a TAMI model (default: the bundled model).
 
 The output mirrors the input: video → video (source fps and audio kept), folder → folder (frame names kept),
-image → image. With one input, -o names the output; with several, -o is a folder. Without -o, outputs go next
-to the inputs as NAME_tami.EXT (NAME_backbone.EXT with --backbone-only). Frames are streamed, so memory stays
-flat over any length; Ctrl-C or an error leaves no partial output.
+image → image; 16-bit frames stay 16-bit in png/tif images and frame folders (video files are 8-bit).
+Grayscale frames are enhanced as RGB; an alpha channel is ignored. With one input, -o names the output; with
+several, -o is a folder. Without -o, outputs go next to the inputs as NAME_tami.EXT (NAME_backbone.EXT with
+--backbone-only). Frames are streamed, so memory stays flat over any length; Ctrl-C or an error leaves no
+partial output.
 
 Job arrays: --shard K/N processes every N-th input starting at K (0-based), --skip-existing skips inputs whose
 output already exists, so a Slurm/Kubernetes array can split a collection and be restarted safely. An input that

@@ -155,6 +155,7 @@ class VideoInfo:
         count: number of frames when known (folders and images always; files from their index).
         height, width: frame size in pixels.
         names: frame names (file stems) of folders and images; None for video files.
+        bit_depth: 16 when the (first) frame file stores 16-bit integers, else 8 (video files are read as 8-bit).
     """
 
     path: Path
@@ -164,6 +165,7 @@ class VideoInfo:
     height: int
     width: int
     names: list[str] | None
+    bit_depth: int = 8
 
 
 class VideoReader:
@@ -180,15 +182,14 @@ class VideoReader:
         self._alpha_reported = False
         if not self.path.exists():
             raise InputError(f"input not found: {self.path}; give a video file, a folder of frames or an image")
-        if self.path.is_dir():
-            self._frames = list_frames(self.path)
-            first = self._read_frame_file(self._frames[0])
-            self.info = VideoInfo(self.path, "folder", None, len(self._frames), first.shape[0], first.shape[1],
-                                  [p.stem for p in self._frames])
-        elif self.path.suffix.lower() in IMAGE_SUFFIXES:
-            self._frames = [self.path]
-            first = self._read_frame_file(self.path)
-            self.info = VideoInfo(self.path, "image", None, 1, first.shape[0], first.shape[1], [self.path.stem])
+        if self.path.is_dir() or self.path.suffix.lower() in IMAGE_SUFFIXES:
+            folder = self.path.is_dir()
+            self._frames = list_frames(self.path) if folder else [self.path]
+            raw = decode_raw(self._frames[0])
+            first = self._to_rgb(raw, self._frames[0])
+            self.info = VideoInfo(self.path, "folder" if folder else "image", None, len(self._frames),
+                                  first.shape[0], first.shape[1], [p.stem for p in self._frames],
+                                  bit_depth=16 if raw.dtype == np.uint16 else 8)
         elif self.path.suffix.lower() in VIDEO_SUFFIXES:
             self.info = self._probe_file()
         else:
@@ -199,7 +200,9 @@ class VideoReader:
 
     # -- frame files -------------------------------------------------------------------------------------------
     def _read_frame_file(self, path: Path) -> np.ndarray:
-        raw = decode_raw(path)
+        return self._to_rgb(decode_raw(path), path)
+
+    def _to_rgb(self, raw: np.ndarray, path: Path) -> np.ndarray:
         if raw.ndim == 3 and raw.shape[2] == 4 and not self._alpha_reported:
             logger.info("%s: frames have an alpha channel; it is ignored", self.path)
             self._alpha_reported = True
@@ -338,6 +341,11 @@ def _to_uint(frame: np.ndarray, bits: int) -> np.ndarray:
     return np.rint(np.clip(frame, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
+def is_folder_target(path: Path) -> bool:
+    """Whether :func:`open_writer` writes ``path`` as a png frame folder (no suffix, or an existing folder)."""
+    return path.suffix == "" or path.is_dir()
+
+
 class VideoWriter:
     """Write RGB frames to a video file or a png frame folder, atomically.
 
@@ -349,7 +357,7 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike[str], fps: float | None = None, *, audio_from: Path | None = None,
                  crf: int = 18, bit_depth: int = 8, lossless: bool = False) -> None:
         self.path = Path(path)
-        self.is_folder = self.path.suffix == "" or self.path.is_dir()
+        self.is_folder = is_folder_target(self.path)
         if bit_depth not in (8, 16):
             raise InputError(f"bit_depth must be 8 or 16, got {bit_depth}")
         if bit_depth == 16 and not self.is_folder:
