@@ -38,9 +38,10 @@ from tami.enhance import load_enhancement_model
 from tami.metrics import FlowCache
 from tami.metrics.flow import DISFlow
 
-# Degradation overrides that remove one effect while keeping every random draw of the clip: a shot-noise term of
-# 1e-12 (the read term follows it, as in Brooks et al.) leaves noise far below one 8-bit step; a flicker of 1e-9
-# still draws the per-frame jitter, so the colour cast and noise that follow it are the same.
+# Degradations that remove one effect and keep the rest of the clip: a shot-noise term of 1e-12 (the read term
+# follows it, as in Brooks et al.) leaves noise far below one 8-bit step, with the camera path, exposures and colour
+# cast drawn before it unchanged; a flicker of 1e-9 still draws the per-frame jitter, so every later draw (colour
+# cast, noise) is the same as in the real clip.
 NO_NOISE = {"shot_noise": (1e-12, 1e-12)}
 NO_FLICKER = 1e-9
 
