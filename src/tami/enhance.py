@@ -26,7 +26,8 @@ from .adapter import TAMI, StreamState
 from .adapter.io import load_model
 from .atomic import atomic_path
 from .backbones import crop_to, pad_to_multiple
-from .data.video import IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer
+from .data.video import (IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer,
+                         to_uint)
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -394,8 +395,7 @@ class _ImageWriter:
                 with open(self._tmp, "wb") as f:
                     np.save(f, np.clip(self._frame, 0.0, 1.0).astype(np.float32))
             else:
-                top, dtype = (65535, np.uint16) if self.deep else (255, np.uint8)
-                data = np.round(np.clip(self._frame, 0.0, 1.0) * top).astype(dtype)
+                data = to_uint(self._frame, 16 if self.deep else 8)
                 ok, buf = cv2.imencode(self.path.suffix, cv2.cvtColor(data, cv2.COLOR_RGB2BGR))
                 if not ok:
                     raise InputError(f"cannot encode {self.path.name}; use .png or .jpg")

@@ -323,7 +323,7 @@ def _have_pyav() -> bool:
     return importlib.util.find_spec("av") is not None
 
 
-def _to_uint(frame: np.ndarray, bits: int) -> np.ndarray:
+def to_uint(frame: np.ndarray, bits: int) -> np.ndarray:
     """``(H, W, 3)`` float in [0, 1] (or uint8/uint16) → uint8/uint16 RGB, rounded."""
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3:
@@ -475,7 +475,7 @@ class VideoWriter:
         """
         if self._closed:
             raise InputError(f"writer for {self.path} is closed; open a new one")
-        data = _to_uint(frame, self.bit_depth)
+        data = to_uint(frame, self.bit_depth)
         size = data.shape[:2]
         if self._size is None:
             self._size = size
