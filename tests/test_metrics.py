@@ -17,6 +17,7 @@ from tami.metrics import (
     create_flow,
     create_metric,
     ewarp,
+    jitter,
     list_metrics,
     mabd,
     mabd_vector,
@@ -126,6 +127,35 @@ def test_mabd_closed_forms() -> None:
     assert mabd(pred, gt) == pytest.approx(2 * delta**2 / 5, rel=1e-9)
 
 
+def _uniform_video(levels: list[tuple[int, int, int]]) -> np.ndarray:
+    """(T, 3, 4, 5) float frames, each one uniform 8-bit RGB level."""
+    return np.stack([np.broadcast_to(np.array(rgb, float)[:, None, None] / 255, (3, 4, 5)) for rgb in levels])
+
+
+def test_jitter_hand_computed() -> None:
+    gt = _uniform_video([(100, 100, 100)] * 3)
+    # one frame 10 % brighter: r = (0, ln 1.1, 0), changes (ln 1.1, -ln 1.1), population std ln 1.1
+    assert jitter(_uniform_video([(100, 100, 100), (110, 110, 110), (100, 100, 100)]), gt) == pytest.approx(
+        math.log(1.1), rel=1e-12)
+    # a constant gain and a steady exponential drift are not jitter
+    assert jitter(_uniform_video([(200, 200, 200)] * 3), gt) == 0.0
+    assert jitter(_uniform_video([(100, 100, 100), (110, 110, 110), (121, 121, 121)]), gt) == pytest.approx(
+        0.0, abs=1e-12)
+    # Rec. 709 luma weights: pure green 100 has luma 71.52, pure red 100 has 21.26
+    colour = _uniform_video([(0, 100, 0), (100, 0, 0), (0, 100, 0), (100, 0, 0)])
+    step = math.log(0.2126 / 0.7152)  # changes (s, -s, s): mean s/3, population std |s| sqrt(8/9)
+    assert jitter(colour, _uniform_video([(0, 100, 0)] * 4)) == pytest.approx(abs(step) * math.sqrt(8 / 9),
+                                                                              rel=1e-12)
+    # black frames stay finite (floored at half an 8-bit level)
+    assert math.isfinite(jitter(_uniform_video([(0, 0, 0), (50, 50, 50)]), _uniform_video([(50, 50, 50)] * 2)))
+    metric = create_metric("jitter")
+    assert metric.info.lower_better and metric.info.temporal and "jitter" in list_metrics()
+    pred = _uniform_video([(100, 100, 100), (110, 110, 110), (100, 100, 100)])
+    assert metric(pred, gt) == pytest.approx(math.log(1.1), rel=1e-12)
+    with pytest.raises(InputError, match="at least 2 frames"):
+        jitter(pred[:1], gt[:1])
+
+
 def _translated(frames: int, dx: float, dy: float, size: tuple[int, int] = (128, 96)) -> np.ndarray:
     """(T, 3, H, W) float32 crops of a smooth natural image moved by (dx, dy) px per frame (bilinear)."""
     img = cv2.GaussianBlur(skdata.astronaut(), (0, 0), 1.0).astype(np.float32) / 255
@@ -202,7 +232,7 @@ def test_flow_cache_computes_each_reference_once(tmp_path) -> None:
 
 
 def test_registry_defaults_ranges_and_errors() -> None:
-    assert list_metrics() == ["ewarp", "mabd", "psnr", "ssim"]
+    assert list_metrics() == ["ewarp", "jitter", "mabd", "psnr", "ssim"]
     for name in list_metrics():
         metric = create_metric(name)
         lo, hi = metric.info.score_range

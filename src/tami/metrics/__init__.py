@@ -1,4 +1,5 @@
-"""Video quality metrics of the evaluation protocol (DESIGN.md): PSNR, SSIM, E_warp and MABD.
+"""Video quality metrics of the evaluation protocol (DESIGN.md): PSNR, SSIM, E_warp and MABD, plus the
+global brightness jitter J.
 
 All metrics quantise sRGB frames in ``[0, 1]`` to 8 bits first and return the per-video score in natural units
 (tables multiply E_warp and MABD by 10^3). Inputs are ``(T, 3, H, W)`` float tensors or arrays (``psnr`` and
@@ -12,7 +13,7 @@ from .flow import FlowCache, create_flow, list_flows
 from .image import psnr, ssim
 from .reference import Reference
 from .registry import DEFAULT_METRICS, METRICS, Metric, MetricInfo, create_metric, list_metrics
-from .temporal import ewarp, mabd, mabd_vector
+from .temporal import ewarp, jitter, mabd, mabd_vector
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -24,6 +25,7 @@ __all__ = [
     "create_flow",
     "create_metric",
     "ewarp",
+    "jitter",
     "list_flows",
     "list_metrics",
     "mabd",

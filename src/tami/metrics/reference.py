@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import InputError
 from .flow import FlowCache, FlowEstimator, PairFlows, video_key
-from .temporal import brightness_changes_u8
+from .temporal import brightness_changes_u8, luma_means_u8
 
 
 class Reference:
@@ -32,6 +32,7 @@ class Reference:
         self.name = name
         self.cache = cache if cache is not None else FlowCache()
         self._changes: np.ndarray | None = None
+        self._means: np.ndarray | None = None
         self._digests: dict[str, str] = {}
 
     @property
@@ -43,6 +44,12 @@ class Reference:
         if self._changes is None:
             self._changes = brightness_changes_u8(self.gt)
         return self._changes
+
+    def luma_means(self) -> np.ndarray:
+        """``(T,)`` mean luma of every GT frame (J; computed on first use)."""
+        if self._means is None:
+            self._means = luma_means_u8(self.gt)
+        return self._means
 
     def flows(self, estimator: FlowEstimator, source: str = "gt") -> PairFlows:
         """Backward flows and non-occlusion masks of the GT (``source="gt"``) or of the input (``"input"``)."""

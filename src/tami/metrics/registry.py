@@ -23,7 +23,7 @@ from .flow import DEFAULT_DIS_PRESET, FlowEstimator, create_flow, describe
 from .frames import ArrayLike, quantize_pair
 from .image import Channel, Window, check_options, psnr_frames_u8, ssim_frames_u8
 from .reference import Reference
-from .temporal import FLOW_SOURCES, ewarp_pairs_u8, mabd_pairs_u8, mean_valid
+from .temporal import FLOW_SOURCES, ewarp_pairs_u8, jitter_pairs_u8, mabd_pairs_u8, mean_valid
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,23 @@ class MABD(Metric):
         return mabd_pairs_u8(pred, ref.brightness_changes())
 
 
+@METRICS.register("jitter")
+class Jitter(Metric):
+    """Global brightness jitter J: std over frame pairs of the change of ln(mean luma ratio) to the reference.
+
+    Log units (0 = the output's brightness follows the reference's up to a constant factor). Not part of the
+    paper's tables, so not among the default metrics; ask for it with ``--metrics ...,jitter``. No options.
+    """
+
+    info = MetricInfo("jitter", "J", "", True, (0.0, math.inf), 1.0, 4, True)
+
+    def values(self, pred: np.ndarray, ref: Reference) -> np.ndarray:
+        return jitter_pairs_u8(pred, ref.luma_means())
+
+    def score(self, values: np.ndarray) -> float:
+        return float(np.std(values))
+
+
 DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "ewarp", "mabd")
 
 
@@ -191,7 +208,7 @@ def create_metric(name: str, **options: Any) -> Metric:
     """Build a metric by name with options (unknown names raise ``KeyError`` with close matches).
 
     Args:
-        name: ``"psnr"``, ``"ssim"``, ``"ewarp"`` or ``"mabd"`` (see :func:`list_metrics`).
+        name: ``"psnr"``, ``"ssim"``, ``"ewarp"``, ``"mabd"`` or ``"jitter"`` (see :func:`list_metrics`).
         **options: the metric's options; each has one documented default (see the metric classes).
 
     Raises:

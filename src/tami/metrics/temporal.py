@@ -11,6 +11,12 @@ and ``E_t = sum_p M_t(p) |O_t(p) - W(O_{t-1})(p)|^2 / (3 sum_p M_t(p))`` (mean o
 channels, values in ``[0, 1]``), with ``M_t`` the forward-backward non-occlusion mask
 (:func:`tami.metrics.flow.non_occlusion_mask`). ``E_warp = mean_t E_t`` over the pairs with at least one scored pixel
 (a pair with none, e.g. a scene cut, is left out and logged). Tables report it x10^3 with the flow method named.
+
+**J** (global brightness jitter; not in the paper): with ``r_t = ln(mean_p Y^pred_t(p) / mean_p Y^gt_t(p))`` the
+log ratio of mean luma, ``J = std_t (r_t - r_{t-1})`` over the ``T - 1`` pairs (population std). A constant
+brightness bias and a steady drift of the ratio score 0; frame-to-frame brightness jumps that the reference does
+not have score their spread. Frame means are floored at half an 8-bit level (``0.5 / 255``) so black frames stay
+finite. It isolates the global exposure flicker that MABD mixes with noise and E_warp with local error.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ FlowSource = Literal["gt", "output", "input"]
 FLOW_SOURCES: tuple[str, ...] = ("gt", "output", "input")
 
 _LUMA = np.array([[0.2126, 0.7152, 0.0722]], dtype=np.float64) / 255.0
+#: Floor of a frame's mean luma in J (half an 8-bit level).
+JITTER_FLOOR = 0.5 / 255.0
 
 
 def brightness_changes_u8(frames: np.ndarray) -> np.ndarray:
@@ -51,6 +59,38 @@ def brightness_changes_u8(frames: np.ndarray) -> np.ndarray:
         out[t - 1] = cv2.norm(cur, prev, cv2.NORM_L1) / cur.size
         prev = cur
     return out
+
+
+def luma_means_u8(frames: np.ndarray) -> np.ndarray:
+    """Mean Rec. 709 luma of every frame.
+
+    Args:
+        frames: ``(T, H, W, 3) uint8``.
+
+    Returns:
+        ``(T,) float64`` in ``[0.5 / 255, 1]`` (floored at half an 8-bit level, see the module docstring).
+    """
+    weights = _LUMA[0] * 255.0
+    means = frames.reshape(frames.shape[0], -1, 3).mean(axis=1, dtype=np.float64) @ weights / 255.0
+    return np.maximum(means, JITTER_FLOOR)
+
+
+def jitter_pairs_u8(pred: np.ndarray, gt_means: np.ndarray) -> np.ndarray:
+    """Per-pair changes of the log luma ratio, ``r_t - r_{t-1}``; their population std is the video's J.
+
+    Args:
+        pred: ``(T, H, W, 3) uint8``, ``T >= 2``.
+        gt_means: ``(T,)`` mean luma of the reference (:func:`luma_means_u8`).
+
+    Returns:
+        ``(T-1,) float64``.
+    """
+    if pred.shape[0] < 2:
+        raise InputError(f"J needs at least 2 frames, got {pred.shape[0]}")
+    means = luma_means_u8(pred)
+    if means.shape != gt_means.shape:
+        raise InputError(f"pred has {pred.shape[0]} frames, the reference {gt_means.shape[0]}")
+    return np.diff(np.log(means) - np.log(gt_means))
 
 
 def mabd_pairs_u8(pred: np.ndarray, gt_changes: np.ndarray) -> np.ndarray:
@@ -134,6 +174,20 @@ def mabd(pred: ArrayLike, gt: ArrayLike) -> float:
     """
     p, g = quantize_pair(pred, gt)
     return float(mabd_pairs_u8(p, brightness_changes_u8(g)).mean())
+
+
+def jitter(pred: ArrayLike, gt: ArrayLike) -> float:
+    """Global brightness jitter J of a video against its reference, after 8-bit quantisation (log units).
+
+    Args:
+        pred, gt: ``(T, 3, H, W)`` float in ``[0, 1]`` (or uint8), tensors or arrays, ``T >= 2``.
+
+    Returns:
+        ``std_t (r_t - r_{t-1})`` with ``r_t`` the log ratio of mean luma (module docstring); 0 when ``pred`` is
+        ``gt`` times any constant or drift that changes by the same step every frame.
+    """
+    p, g = quantize_pair(pred, gt)
+    return float(jitter_pairs_u8(p, luma_means_u8(g)).std())
 
 
 def resolve_flow(flow: str | FlowEstimator) -> FlowEstimator:

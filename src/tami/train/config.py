@@ -161,7 +161,7 @@ class ValConfig:
 
     Attributes:
         every: validate every n steps (and at the end); null = never.
-        metrics: metric names of ``tami.metrics`` (``psnr``, ``ssim``, ``mabd``, ``ewarp``).
+        metrics: metric names of ``tami.metrics`` (``psnr``, ``ssim``, ``mabd``, ``ewarp``, ``jitter``).
         best: metric that selects ``checkpoints/best.pt`` (must be in ``metrics``).
         max_videos: validate on at most this many videos (the first ones); null = all.
         at_start: also validate before the first iteration of a fresh run (step 0). In stage ``video`` the fresh
@@ -304,7 +304,7 @@ def dump_yaml(config: TrainConfig, header: str = "") -> str:
     return comments + body
 
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mabd": False, "ewarp": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mabd": False, "ewarp": False, "jitter": False}
 
 
 def check(config: TrainConfig) -> None:
