@@ -31,7 +31,7 @@ from .timeslice import SliceLine, save_time_slices, time_slices
 logger = logging.getLogger(__name__)
 
 # The degradations of the demo recipe (configs/demo_*.yaml): held-out clips must look like the training data.
-DEMO_DEGRADATION: dict[str, Any] = {"exposure": (0.03, 0.3), "flicker": 0.1, "color_cast": 0.05}
+DEMO_DEGRADATION: dict[str, Any] = {"preset": "v1", "exposure": (0.03, 0.3), "flicker": 0.1, "color_cast": 0.05}
 HELDOUT_SEED = 10_000  # training recipes use seeds below 1,000
 
 

@@ -37,10 +37,15 @@ class SyntheticConfig:
         size: ``(height, width)`` of the frames.
         seed: generator seed (use different seeds for training and validation).
         sources: photographs to animate: ``builtin:train`` (the built-in training images), ``builtin:test`` (held
-            out for evaluation; never train on them), ``builtin`` (all), or a folder of images.
-        exposure: ``(low, high)`` exposure factor range of the darkening.
-        flicker: std of the per-frame log-exposure jitter (0 = none).
-        color_cast: std of a per-clip colour cast (0 = none).
+            out for evaluation; never train on them), ``builtin`` (all), or a folder of images (e.g. the photo
+            pool's ``train`` folder, ``docs/PHOTOS.md``).
+        preset: generator preset: ``v2`` (calibrated noise, exposure drift and steps, three motion strata) or
+            ``v1`` (the first generator, which made the bundled demo model).
+        exposure: ``(low, high)`` exposure factor range of the darkening; null = the preset's.
+        flicker: std of the per-frame log-exposure jitter; null = the preset's.
+        color_cast: std of a per-clip colour cast; null = the preset's.
+        options: any other generator option (``drift``, ``ae_rate``, ``strata``, ``target_gain``, ...; see
+            ``tami.data.synthetic.SynthOptions``).
     """
 
     videos: int = 8
@@ -48,9 +53,16 @@ class SyntheticConfig:
     size: tuple[int, int] = (128, 128)
     seed: int = 0
     sources: str = "builtin:train"
-    exposure: tuple[float, float] = (0.03, 0.3)
-    flicker: float = 0.0
-    color_cast: float = 0.0
+    preset: str = "v2"
+    exposure: tuple[float, float] | None = None
+    flicker: float | None = None
+    color_cast: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def generator_options(self) -> dict[str, Any]:
+        """Option overrides for ``tami.data.synthetic.generate_dataset`` (the preset fills in the rest)."""
+        named = {"exposure": self.exposure, "flicker": self.flicker, "color_cast": self.color_cast}
+        return {**{k: v for k, v in named.items() if v is not None}, **self.options}
 
 
 @dataclass(frozen=True)
@@ -348,6 +360,9 @@ def check(config: TrainConfig) -> None:
         raise InputError(f"optim.ema is a decay in (0, 1) such as 0.999, or null; got {config.optim.ema}")
     if config.data.root is None and config.data.synthetic is None:
         raise InputError("data.root is not set; point it at a dataset or set data.synthetic to generate one")
+    for where, data in (("data", config.data), ("val.data", config.val.data)):
+        if data is not None and data.synthetic is not None:
+            _check_synthetic(data.synthetic, f"{where}.synthetic")
     val = config.val
     if val.data is not None:
         if val.data.root is None and val.data.synthetic is None:
@@ -362,6 +377,16 @@ def check(config: TrainConfig) -> None:
     negative = {k: w for k, w in config.loss.items() if w < 0}
     if negative or not config.loss:
         raise InputError(f"loss must map term names to weights >= 0, got {dict(config.loss)}")
+
+
+def _check_synthetic(syn: SyntheticConfig, where: str) -> None:
+    """Raise :class:`InputError` naming ``where`` for an unknown preset or generator option."""
+    from ..data.synthetic import synth_options
+
+    try:
+        synth_options(syn.preset, **syn.generator_options())
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:

@@ -57,9 +57,11 @@ def prepare_root(cfg: DataConfig, run_dir: str | os.PathLike[str], name: str, in
 
 
 def _settings(syn: SyntheticConfig) -> dict[str, Any]:
+    from ..data.synthetic import synth_options
+
     return {"videos": syn.videos, "frames": syn.frames, "size": list(syn.size), "seed": syn.seed,
-            "sources": syn.sources, "exposure": list(syn.exposure), "flicker": syn.flicker,
-            "color_cast": syn.color_cast}
+            "sources": syn.sources, "preset": syn.preset,
+            **synth_options(syn.preset, **syn.generator_options()).to_dict()}
 
 
 def _check_synthetic(root: Path, syn: SyntheticConfig) -> None:
@@ -82,8 +84,7 @@ def _generate(syn: SyntheticConfig, root: Path) -> None:
     logger.info("generating %d synthetic videos of %d frames at %dx%d into %s",
                 syn.videos, syn.frames, syn.size[1], syn.size[0], root)
     generate_dataset(root, videos=syn.videos, frames=syn.frames, size=tuple(syn.size), seed=syn.seed,
-                     sources=syn.sources, exposure=tuple(syn.exposure), flicker=syn.flicker,
-                     color_cast=syn.color_cast)
+                     sources=syn.sources, preset=syn.preset, **syn.generator_options())
 
 
 def build_dataset(cfg: DataConfig, root: Path, *, seed: int, train: bool) -> Any:
