@@ -224,3 +224,24 @@ def test_backbone_stays_frozen_in_train_mode():
     assert all(not p.requires_grad for p in model.backbone.parameters())
     adapter = [n for n, _ in model.named_parameters() if not n.startswith("backbone.")]
     assert len(model.adapter_parameters()) == len(adapter) > 0
+
+
+def test_memory_frames_zero_is_the_same_adapter_without_temporal_context():
+    memory = TAMI(ToyBackbone(), small_config(memory_frames=2))
+    control = TAMI(ToyBackbone(), small_config(memory_frames=0))
+    assert sum(p.numel() for p in control.adapter_parameters()) == sum(p.numel() for p in memory.adapter_parameters())
+    control.load_state_dict(memory.state_dict())
+    with torch.no_grad():  # make the adapter act (gamma 0 would hide any difference)
+        for m in (memory, control):
+            m.igfe.gamma.fill_(0.5)
+    lq = torch.rand(1, 5, 3, 24, 28)
+    with torch.no_grad():
+        out, aux = control.forward_clip(lq)
+        fresh = [memory.step(lq[:, t], memory.init_state(1), write=False)[0] for t in range(5)]
+        with_memory, _ = memory.forward_clip(lq)
+    for t in range(5):  # every frame of the control equals the memory model run on that frame alone
+        assert torch.equal(out[:, t], fresh[t])
+        assert int(aux["frames"][t]["memory_frames"]) == 0 and "value" not in aux["frames"][t]
+    assert not torch.equal(with_memory[:, 3], out[:, 3])  # while the memory model does use its context
+    with pytest.raises(InputError, match="memory_frames must be 0"):
+        small_config(memory_frames=-1)

@@ -69,7 +69,7 @@ class KVMemory:
     """Fixed-capacity memory of the last ``frames`` frames of one video (per batch element).
 
     Args:
-        frames: ``k``, frames kept in the ring buffer (FIFO).
+        frames: ``k``, frames kept in the ring buffer (FIFO); 0 makes a memory that holds nothing.
         pin_first: additionally keep the video's first frame permanently (one extra slot, counted apart).
 
     Attributes:
@@ -79,8 +79,8 @@ class KVMemory:
     """
 
     def __init__(self, frames: int, *, pin_first: bool = False) -> None:
-        if frames < 1:
-            raise InputError(f"memory_frames must be at least 1, got {frames}")
+        if frames < 0:
+            raise InputError(f"memory_frames must be 0 (no memory) or more, got {frames}")
         self.frames = frames
         self.pin_first = pin_first
         self.capacity = frames + int(pin_first)
@@ -113,6 +113,8 @@ class KVMemory:
         Raises:
             InputError: the frame's batch or grid differs from the frames already stored.
         """
+        if self.capacity == 0:
+            raise InputError("this memory holds no frames (memory_frames 0); do not write to it")
         grid = tuple(key.shape[-2:])
         tensors = [t.flatten(2).transpose(1, 2) for t in (key, value, illu)]  # (B, n, C)
         if self.keys is None:

@@ -59,7 +59,9 @@ class TAMIConfig:
             cells grow (``None``: no cap).
         prior_alpha: photometric bias scale (200). heads_range: head decay spread (4).
         temperature_init: initial per-head attention temperature (persisted; ``1/ln(1024)``: a 32x32 map).
-        memory_frames: ``k``, frames in the FIFO. pin_first: also keep the video's first frame (counted apart).
+        memory_frames: ``k``, frames in the FIFO. 0: no temporal context at all - every frame reads an empty
+            memory and a zero hidden state and nothing is written (the same-size no-memory control of
+            ``benchmarks/memory.py``). pin_first: also keep the video's first frame (counted apart).
         top_m: memory entries kept per query in the softmax (``None``: full softmax).
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
@@ -88,7 +90,7 @@ class TAMIConfig:
 
     def __post_init__(self) -> None:
         positive = ["key_dim", "value_dim", "hidden_dim", "illu_dim", "igfe_blocks", "heads", "igfe_pool",
-                    "memory_frames", "query_chunk"]
+                    "query_chunk"]
         for name in positive:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InputError(f"TAMIConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -96,6 +98,9 @@ class TAMIConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InputError(f"TAMIConfig.{name} must be a positive integer or None, got {value!r}")
+        if not isinstance(self.memory_frames, int) or self.memory_frames < 0:
+            raise InputError(f"TAMIConfig.memory_frames must be 0 (no memory) or a positive integer, "
+                             f"got {self.memory_frames!r}")
         if self.igfe_dim is not None and self.igfe_dim % (2 * self.heads):
             raise InputError(
                 f"TAMIConfig.igfe_dim must be a multiple of 2 * heads = {2 * self.heads}, got {self.igfe_dim}"
@@ -305,6 +310,8 @@ class TAMI(nn.Module):
             )
         f_ls = icmem.lq_encoder(resize_to(enc.key, grid))
         key = icmem.key_projector(f_ls)
+        if cfg.memory_frames == 0:  # no temporal context: nothing is kept, so nothing needs writing
+            write = False
         frames_in_memory = len(state.memory)
         if frames_in_memory:
             _, prior = state.memory.read(key, cfg.top_m, cfg.query_chunk)
@@ -344,7 +351,8 @@ class TAMI(nn.Module):
                     else torch.zeros(lq.shape[0], dtype=torch.bool, device=lq.device)
                 ),
             )
-        state.hidden = hidden
+        if cfg.memory_frames > 0:
+            state.hidden = hidden
         state.index += 1
         return crop_to(out_p, size), state, aux
 
