@@ -1,0 +1,350 @@
+"""Does TAMI's memory do its job? A pre-registered benchmark in two tiers (issue 14).
+
+Everything in ``PROTOCOL`` below — clips, seeds, arms, metrics, statistics and pass marks — was committed before
+any training run it judges, and is not to be changed afterwards. A bug fix to this file is allowed; it is
+recorded in ``benchmarks/RESULTS.md`` with what it changed.
+
+Tier A — mechanism probe: can information flow from the memory to the output at all?
+    Each clip's ground truth carries a gain g in [0.8, 1.25] (log-uniform) that no input frame reveals (the input
+    is darkened from the un-gained frames; ``tami.data.synthetic``, ``target_gain``). Frame 0 is written into the
+    memory from its ground truth (``TAMI.step(lq_0, state, gt=gt_0)``), every later frame from the output. A
+    memory that works carries g forward; a stateless model cannot know it.
+    Model: ``configs/memory_probe.yaml`` (the bundled architecture: the bundled Retinexformer backbone frozen,
+    8-px memory and IGFE cells, 8-frame clips, 128-px crops, reference loss weights, teacher forcing 1.0), trained
+    for 2,000 steps in two variants that differ only in the symmetric-matching term: ``l_sm`` (reference) and
+    ``l_sm_centred`` (the collapse guard). The final EMA weights of each are judged; no checkpoint is selected.
+    Pass (each variant): PSNR(memory) - PSNR(stateless) >= 1 dB on frames 5-29 (mean over clips of the per-clip
+    mean per-frame PSNR), and slope >= 0.5 of the OLS regression over clips of
+    y = mean_{t=5..29} [ln L(out_t) - ln L(clean_t)] on x = ln g, with L the mean linear-light Rec. 709 luminance
+    and clean_t the un-gained ground truth (a perfect model has slope 1, a memory-blind one 0).
+    Guard default (decided from validation only): if the reference run's final validation token cosine
+    (diag/token_cosine_ls or _hs) exceeds 0.9 and the guarded run's does not, ``l_sm_centred`` becomes the
+    bundled recipe's default; otherwise ``l_sm`` stays.
+
+Tier B — benchmark on realistic clips (no target gain).
+    Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
+    control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
+    5 TAMI reading a foreign memory: primed with all frames of clip (k + 1) mod N, then run over clip k with
+    memory writes off.
+    Metrics per clip: PSNR, SSIM, E_warp (DIS on the ground truth, x1e-3), MABD (x1e-3), J (global brightness
+    jitter, ``tami.metrics.jitter``). Paired bootstrap over clips: 10,000 resamples, ``numpy.random.default_rng(0)``,
+    95 % percentile intervals.
+    Pass marks:
+      B1 E_warp: 1 - mean(E_2) / mean(E_4) >= 0.03, interval lower bound > 0;
+      B2 J:      1 - mean(J_2) / mean(J_4) >= 0.25, interval lower bound > 0;
+      B3 PSNR:   mean(PSNR_2 - PSNR_4) >= -0.1 dB;
+      B4 foreign memory hurts: mean(PSNR_5 - PSNR_2) < 0 with the interval's upper bound < 0;
+      B5 no stratum worse than the backbone: per stratum PSNR_2 - PSNR_1 >= -0.1 dB, E_warp_2 <= E_warp_1,
+         MABD_2 <= MABD_1 (means over the stratum's clips).
+    Calibration check of the synthetic data (reported with Tier B): the backbone arm's mean E_warp and MABD each
+    within a factor 10 of the geometric mean of the paper's SDSD-indoor and -outdoor values for the same
+    backbone (``PAPER_SDSD``).
+
+Clips come from the photo pool's test split (``docs/PHOTOS.md``; photographs never used for training or model
+selection), preset v2, 256x256, 30 frames, the strata cycled over the clips as ``tami.data.synthetic`` does.
+
+    python benchmarks/memory.py bundled-backbone runs/bundled_backbone.safetensors   # Tier A's frozen backbone
+    python benchmarks/memory.py tier-a --photos PHOTOS/test --model RUN/export/model.safetensors --name ref
+    python benchmarks/memory.py tier-b --photos PHOTOS/test --tami MODEL --control CONTROL_MODEL
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tami.adapter import TAMI
+from tami.adapter.io import load_model
+from tami.backbones import crop_to, pad_to_multiple
+from tami.data.synthetic import load_sources, srgb_to_linear, synthesize
+from tami.metrics import FlowCache, ewarp, jitter, mabd, psnr, ssim
+
+PROTOCOL: dict[str, Any] = {
+    "tier_a": {
+        "clips": 24, "frames": 30, "size": [256, 256], "seed": 20_000, "preset": "v2",
+        "target_gain": [0.8, 1.25], "scored_frames": [5, 29],
+        "pass": {"psnr_gain_db": 1.0, "slope": 0.5},
+        "training": {"config": "configs/memory_probe.yaml", "iterations": 2000, "variants": ["l_sm", "l_sm_centred"],
+                     "weights": "final EMA", "guard_rule": "token cosine > 0.9 on the reference run only"},
+    },
+    "tier_b": {
+        "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",
+        "arms": ["backbone", "tami", "stateless", "control", "foreign"],
+        "bootstrap": {"resamples": 10_000, "seed": 0, "level": 0.95},
+        "pass": {"ewarp_reduction": 0.03, "jitter_reduction": 0.25, "psnr_drop_db": 0.1, "stratum_psnr_drop_db": 0.1},
+        "calibration_factor": 10.0,
+    },
+}
+
+#: (E_warp, MABD) x1e-3 of the backbones on SDSD (indoor, outdoor), PAPER.md Tables I and II.
+PAPER_SDSD: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "retinexformer": ((0.214, 0.0025), (0.151, 0.0234)),
+    "hvi_cidnet": ((0.204, 0.0043), (0.223, 0.0244)),
+    "restormer": ((0.220, 0.0082), (0.337, 0.0657)),
+    "snr_aware": ((0.254, 0.0087), (0.421, 0.1506)),
+    "llformer": ((0.256, 0.0020), (0.419, 0.0738)),
+    "urwkv": ((0.210, 0.0034), (0.366, 0.0584)),
+}
+
+_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float64)
+
+
+# -- clips -----------------------------------------------------------------------------------------------------------
+
+def make_clips(tier: str, photos: Path) -> list[dict[str, Any]]:
+    """The tier's clips: ``{"name", "stratum", "lq", "gt", "clean", "gain"}`` with ``(T, H, W, 3)`` float32 frames."""
+    spec = PROTOCOL[tier]
+    images = load_sources(photos)
+    count = len(images)
+    strata = ("static", "pan", "content")
+    clips = []
+    for i in range(spec["clips"]):
+        name, image = images[i % count]
+        others = [images[(i + k) % count][1] for k in range(1, min(count, 4))] or [image]
+        common = dict(frames=spec["frames"], size=tuple(spec["size"]), seed=spec["seed"] + i, preset=spec["preset"],
+                      stratum=strata[(i % count + i // count) % 3], sprite_sources=others)
+        if tier == "tier_a":
+            clip = synthesize(image, target_gain=tuple(spec["target_gain"]), **common)
+            clean = synthesize(image, **common).gt  # the same clip without the gain (identical input)
+        else:
+            clip = synthesize(image, **common)
+            clean = clip.gt
+        clips.append({"name": f"{i:02d}_{name}", "stratum": clip.stratum, "lq": clip.lq, "gt": clip.gt,
+                      "clean": clean, "gain": clip.target_gain})
+    return clips
+
+
+# -- running the arms ---------------------------------------------------------------------------------------------
+
+def _tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None]
+
+
+def _array(out: torch.Tensor) -> np.ndarray:
+    return out[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+@torch.inference_mode()
+def run_arm(model: TAMI, lq: np.ndarray, arm: str, *, gt0: np.ndarray | None = None,
+            prime: np.ndarray | None = None) -> np.ndarray:
+    """Enhance one clip ``(T, H, W, 3)`` under ``arm``: backbone, tami, stateless, control or foreign."""
+    outs = []
+    if arm == "backbone":
+        for frame in lq:
+            padded, size = pad_to_multiple(_tensor(frame), model.backbone.multiple_of)
+            outs.append(_array(crop_to(model.backbone(padded), size)))
+        return np.stack(outs)
+    state = model.init_state(1)
+    if arm == "foreign":
+        for frame in prime:
+            _, state, _ = model.step(_tensor(frame), state)
+    for t, frame in enumerate(lq):
+        if arm == "stateless":
+            state = model.init_state(1)
+        gt = _tensor(gt0) if (gt0 is not None and t == 0 and arm != "stateless") else None
+        out, state, _ = model.step(_tensor(frame), state, gt=gt, write=arm not in ("stateless", "foreign"))
+        outs.append(_array(out))
+    return np.stack(outs)
+
+
+def _chw(video: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(video.transpose(0, 3, 1, 2))
+
+
+def linear_luminance(video: np.ndarray) -> np.ndarray:
+    """``(T,)`` mean linear-light Rec. 709 luminance of 8-bit-quantised frames."""
+    quantised = np.rint(np.clip(video, 0, 1) * 255) / 255
+    return (srgb_to_linear(quantised).reshape(video.shape[0], -1, 3).mean(1) @ _LUMA).astype(np.float64)
+
+
+def scores(pred: np.ndarray, gt: np.ndarray, cache: FlowCache) -> dict[str, float]:
+    p, g = _chw(pred), _chw(gt)
+    return {"psnr": psnr(p, g), "ssim": ssim(p, g), "ewarp": ewarp(p, g, cache=cache), "mabd": mabd(p, g),
+            "jitter": jitter(p, g)}
+
+
+# -- statistics ----------------------------------------------------------------------------------------------------
+
+def bootstrap(statistic: Callable[[np.ndarray], float], clips: int) -> tuple[float, float]:
+    """Percentile interval of ``statistic(indices)`` over paired resamples of the clips (PROTOCOL's settings)."""
+    spec = PROTOCOL["tier_b"]["bootstrap"]
+    rng = np.random.default_rng(spec["seed"])
+    draws = np.array([statistic(rng.integers(0, clips, clips)) for _ in range(spec["resamples"])])
+    tail = (1 - spec["level"]) / 2 * 100
+    return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
+
+
+def ols_slope(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+
+# -- tiers ---------------------------------------------------------------------------------------------------------
+
+def tier_a(model: TAMI, photos: Path) -> dict[str, Any]:
+    spec = PROTOCOL["tier_a"]
+    first, last = spec["scored_frames"]
+    rows = []
+    for clip in make_clips("tier_a", photos):
+        memory = run_arm(model, clip["lq"], "tami", gt0=clip["gt"][0])
+        stateless = run_arm(model, clip["lq"], "stateless")
+        window = slice(first, last + 1)
+        gain = {arm: psnr(_chw(out[window]), _chw(clip["gt"][window])) for arm, out in
+                (("memory", memory), ("stateless", stateless))}
+        clean_lum = np.log(linear_luminance(clip["clean"][window]))
+        rows.append({"clip": clip["name"], "stratum": clip["stratum"], "gain": clip["gain"],
+                     "psnr_memory": gain["memory"], "psnr_stateless": gain["stateless"],
+                     "y_memory": float(np.mean(np.log(linear_luminance(memory[window])) - clean_lum)),
+                     "y_stateless": float(np.mean(np.log(linear_luminance(stateless[window])) - clean_lum))})
+        print(f"{clip['name']} g {clip['gain']:.3f}: PSNR memory {gain['memory']:.2f} stateless "
+              f"{gain['stateless']:.2f}", flush=True)
+    x = np.log([r["gain"] for r in rows])
+    psnr_gain = float(np.mean([r["psnr_memory"] - r["psnr_stateless"] for r in rows]))
+    slope = ols_slope(x, np.array([r["y_memory"] for r in rows]))
+    summary = {"psnr_gain_db": psnr_gain, "slope": slope,
+               "slope_stateless": ols_slope(x, np.array([r["y_stateless"] for r in rows])),
+               "pass": {"psnr_gain": bool(psnr_gain >= spec["pass"]["psnr_gain_db"]),
+                 "slope": bool(slope >= spec["pass"]["slope"])}}
+    summary["passed"] = all(summary["pass"].values())
+    return {"summary": summary, "clips": rows}
+
+
+def tier_b(model: TAMI, control: TAMI, photos: Path) -> dict[str, Any]:
+    spec = PROTOCOL["tier_b"]
+    clips = make_clips("tier_b", photos)
+    per_clip: list[dict[str, Any]] = []
+    for k, clip in enumerate(clips):
+        cache = FlowCache()
+        outs = {
+            "backbone": run_arm(model, clip["lq"], "backbone"),
+            "tami": run_arm(model, clip["lq"], "tami"),
+            "stateless": run_arm(model, clip["lq"], "stateless"),
+            "control": run_arm(control, clip["lq"], "control"),
+            "foreign": run_arm(model, clip["lq"], "foreign", prime=clips[(k + 1) % len(clips)]["lq"]),
+        }
+        row = {"clip": clip["name"], "stratum": clip["stratum"],
+               "input": scores(clip["lq"], clip["gt"], cache),
+               **{arm: scores(out, clip["gt"], cache) for arm, out in outs.items()}}
+        per_clip.append(row)
+        print(f"{clip['name']} ({clip['stratum']}): " + ", ".join(
+            f"{arm} {row[arm]['psnr']:.2f} dB E_warp {row[arm]['ewarp'] * 1e3:.3f} J {row[arm]['jitter']:.4f}"
+            for arm in spec["arms"]), flush=True)
+    arms = ["input", *spec["arms"]]
+    metric_names = ("psnr", "ssim", "ewarp", "mabd", "jitter")
+    table = {arm: {m: np.array([r[arm][m] for r in per_clip]) for m in metric_names} for arm in arms}
+    mean = {arm: {m: float(v.mean()) for m, v in table[arm].items()} for arm in arms}
+    n = len(per_clip)
+    t, c, f = table["tami"], table["control"], table["foreign"]
+
+    def reduction(metric: str) -> Callable[[np.ndarray], float]:
+        return lambda idx: 1 - t[metric][idx].mean() / c[metric][idx].mean()
+
+    checks: dict[str, Any] = {
+        "ewarp_reduction": {"value": float(reduction("ewarp")(np.arange(n))), "interval": bootstrap(reduction("ewarp"), n)},
+        "jitter_reduction": {"value": float(reduction("jitter")(np.arange(n))),
+                             "interval": bootstrap(reduction("jitter"), n)},
+        "psnr_vs_control_db": {"value": float((t["psnr"] - c["psnr"]).mean()),
+                               "interval": bootstrap(lambda i: float((t["psnr"][i] - c["psnr"][i]).mean()), n)},
+        "foreign_psnr_db": {"value": float((f["psnr"] - t["psnr"]).mean()),
+                            "interval": bootstrap(lambda i: float((f["psnr"][i] - t["psnr"][i]).mean()), n)},
+    }
+    marks = spec["pass"]
+    strata = {}
+    for stratum in ("static", "pan", "content"):
+        idx = np.array([i for i, r in enumerate(per_clip) if r["stratum"] == stratum])
+        if idx.size == 0:
+            continue
+        b = {m: float(table["backbone"][m][idx].mean()) for m in metric_names}
+        s = {m: float(t[m][idx].mean()) for m in metric_names}
+        strata[stratum] = {"clips": int(idx.size), "backbone": b, "tami": s,
+                           "ok": bool(s["psnr"] - b["psnr"] >= -marks["stratum_psnr_drop_db"]
+                                      and s["ewarp"] <= b["ewarp"] and s["mabd"] <= b["mabd"])}
+    passed = {
+        "B1_ewarp": checks["ewarp_reduction"]["value"] >= marks["ewarp_reduction"]
+        and checks["ewarp_reduction"]["interval"][0] > 0,
+        "B2_jitter": checks["jitter_reduction"]["value"] >= marks["jitter_reduction"]
+        and checks["jitter_reduction"]["interval"][0] > 0,
+        "B3_psnr": checks["psnr_vs_control_db"]["value"] >= -marks["psnr_drop_db"],
+        "B4_foreign": checks["foreign_psnr_db"]["value"] < 0 and checks["foreign_psnr_db"]["interval"][1] < 0,
+        "B5_strata": all(s["ok"] for s in strata.values()),
+    }
+    passed = {k: bool(v) for k, v in passed.items()}
+    arch = model.backbone.arch
+    calibration = None
+    if arch in PAPER_SDSD:
+        (e_in, m_in), (e_out, m_out) = PAPER_SDSD[arch]
+        ref = {"ewarp": math.sqrt(e_in * e_out) * 1e-3, "mabd": math.sqrt(m_in * m_out) * 1e-3}
+        factor = spec["calibration_factor"]
+        calibration = {m: {"backbone": mean["backbone"][m], "paper_geomean": ref[m],
+                           "ratio": mean["backbone"][m] / ref[m],
+                           "ok": bool(1 / factor <= mean["backbone"][m] / ref[m] <= factor)} for m in ref}
+    return {"mean": mean, "checks": checks, "strata": strata, "pass": passed, "passed": all(passed.values()),
+            "calibration": calibration, "clips": per_clip}
+
+
+# -- command line ---------------------------------------------------------------------------------------------------
+
+def _environment(started: float) -> dict[str, Any]:
+    return {"machine": f"{platform.machine()} {platform.processor()}", "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 1),
+            "command": " ".join(sys.argv)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    bb = sub.add_parser("bundled-backbone", help="write the bundled model's backbone (Tier A's frozen backbone)")
+    bb.add_argument("out", type=Path)
+    a = sub.add_parser("tier-a", help="mechanism probe of one model")
+    a.add_argument("--photos", type=Path, required=True, help="the photo pool's test folder")
+    a.add_argument("--model", type=Path, required=True, help="exported model.safetensors (final EMA weights)")
+    a.add_argument("--name", required=True, help="variant name for the result file (e.g. ref, centred)")
+    b = sub.add_parser("tier-b", help="benchmark: five arms")
+    b.add_argument("--photos", type=Path, required=True, help="the photo pool's test folder")
+    b.add_argument("--tami", type=Path, required=True, help="TAMI model.safetensors")
+    b.add_argument("--control", type=Path, required=True, help="no-memory control model.safetensors")
+    for p in (a, b):
+        p.add_argument("--out", type=Path, default=Path(__file__).with_name("memory_results"))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    if args.command == "bundled-backbone":
+        from tami.backbones import save
+        from tami.enhance import load_enhancement_model
+
+        save(load_enhancement_model().backbone, args.out, {"source": "tami bundled demo model"})
+        print(f"wrote {args.out}")
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.command == "tier-a":
+        result = tier_a(load_model(args.model), args.photos)
+        result.update(model=str(args.model), protocol=PROTOCOL["tier_a"], **_environment(started))
+        path = args.out / f"tier_a_{args.name}.json"
+        print(json.dumps(result["summary"], indent=2))
+    else:
+        control = load_model(args.control)
+        if control.config.memory_frames != 0:
+            raise SystemExit(f"{args.control} has memory_frames {control.config.memory_frames}; the control must be "
+                             "trained with model.adapter_options.memory_frames=0")
+        result = tier_b(load_model(args.tami), control, args.photos)
+        result.update(model=str(args.tami), control=str(args.control), protocol=PROTOCOL["tier_b"],
+                      **_environment(started))
+        path = args.out / "tier_b.json"
+        print(json.dumps({k: result[k] for k in ("mean", "checks", "strata", "pass", "passed", "calibration")},
+                         indent=2))
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
