@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import FetchError
+from ..errors import FetchError, InputError
 from .photo_pool import SPLITS, Photo, PhotoManifest, PhotoSource, load_manifest
 
 logger = logging.getLogger(__name__)
@@ -286,11 +286,13 @@ def fetch_pool(root: str | os.PathLike[str], *, manifest: PhotoManifest | None =
 
     Raises:
         FetchError: a download, a package read or a checksum failed; photographs written before stay valid.
-        InputError: an unknown split.
+        InputError: an unknown split, or ``root`` is a file.
     """
     start = time.perf_counter()
     manifest = manifest if manifest is not None else load_manifest()
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"photo pool destination {root} is a file; give a folder (it is created if needed)")
     root.mkdir(parents=True, exist_ok=True)
     cache = root / DOWNLOAD_DIR
     wanted = {p.name for split in splits for p in manifest.select(split)}
