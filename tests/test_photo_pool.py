@@ -69,11 +69,12 @@ def test_demo_held_out_photographs_are_never_in_training() -> None:
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d["photos"][0].pop("licence"), "needs a non-empty str 'licence'"),
+    (lambda d: d["photos"][0].pop("licence"), "needs a non-empty string 'licence'"),
     (lambda d: d["photos"][1].update(sha256=d["photos"][0]["sha256"]), "have the same sha256"),
     (lambda d: d["photos"][1].update(name=d["photos"][0]["name"]), "have the same name"),
     (lambda d: d["photos"][0].update(source="nowhere"), "names source 'nowhere'"),
     (lambda d: d["photos"][0].update(sha256="abc"), "expected 64 lower-case hex digits"),
+    (lambda d: d["photos"][0].update(width=0), "needs a positive integer 'width', got 0"),
     (lambda d: d["photos"][0].update(path="../etc/passwd"), "expected a relative path inside the package"),
     (lambda d: next(iter(d["sources"].values())).update(split="holdout"), "has split 'holdout'"),
     (lambda d: next(iter(d["sources"].values())).update(registry="conda"), "has registry 'conda'"),

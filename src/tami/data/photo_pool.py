@@ -124,11 +124,17 @@ def _check_split(split: str) -> None:
         raise InputError(f"unknown photo-pool split {split!r}; expected one of {', '.join(SPLITS)} or all")
 
 
-def _field(record: dict, key: str, kind: type, where: str) -> object:
+def _str(record: dict, key: str, where: str) -> str:
     value = record.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value):
-        raise InputError(f"photo manifest: {where} needs a {'non-empty ' if kind is str else ''}{kind.__name__} "
-                         f"'{key}', got {value!r}")
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"photo manifest: {where} needs a non-empty string '{key}', got {value!r}")
+    return value
+
+
+def _int(record: dict, key: str, where: str) -> int:
+    value = record.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InputError(f"photo manifest: {where} needs a positive integer '{key}', got {value!r}")
     return value
 
 
@@ -136,46 +142,41 @@ def _parse_source(name: str, record: object) -> PhotoSource:
     where = f"source {name!r}"
     if not isinstance(record, dict):
         raise InputError(f"photo manifest: {where} must be an object, got {type(record).__name__}")
-    registry = _field(record, "registry", str, where)
+    registry = _str(record, "registry", where)
     if registry not in REGISTRIES:
         raise InputError(f"photo manifest: {where} has registry {registry!r}; expected one of {', '.join(REGISTRIES)}")
-    split = _field(record, "split", str, where)
+    split = _str(record, "split", where)
     if split not in SPLITS:
         raise InputError(f"photo manifest: {where} has split {split!r}; expected one of {', '.join(SPLITS)}")
-    return PhotoSource(name=name, registry=registry, package=_field(record, "package", str, where),  # type: ignore[arg-type]
-                       version=_field(record, "version", str, where), split=split,  # type: ignore[arg-type]
-                       licence=_field(record, "licence", str, where),  # type: ignore[arg-type]
-                       copyright_file=_field(record, "copyright_file", str, where),  # type: ignore[arg-type]
-                       selection=_field(record, "selection", str, where))  # type: ignore[arg-type]
+    return PhotoSource(name=name, registry=registry, package=_str(record, "package", where),
+                       version=_str(record, "version", where), split=split,  # type: ignore[arg-type]
+                       licence=_str(record, "licence", where), copyright_file=_str(record, "copyright_file", where),
+                       selection=_str(record, "selection", where))
 
 
 def _parse_photo(index: int, record: object, sources: dict[str, PhotoSource]) -> Photo:
     where = f"photo #{index}"
     if not isinstance(record, dict):
         raise InputError(f"photo manifest: {where} must be an object, got {type(record).__name__}")
-    name = _field(record, "name", str, where)
+    name = _str(record, "name", where)
     where = f"photo {name!r}"
-    if not _NAME.match(name):  # type: ignore[arg-type]
+    if not _NAME.match(name):
         raise InputError(f"photo manifest: {where} is not a valid name (lower-case letters, digits and '-')")
-    source = _field(record, "source", str, where)
+    source = _str(record, "source", where)
     if source not in sources:
         raise InputError(f"photo manifest: {where} names source {source!r}, which is not in 'sources'")
-    sha = _field(record, "sha256", str, where)
-    if not _SHA256.match(sha):  # type: ignore[arg-type]
+    sha = _str(record, "sha256", where)
+    if not _SHA256.match(sha):
         raise InputError(f"photo manifest: {where} has sha256 {sha!r}; expected 64 lower-case hex digits")
     fmt = record.get("format", "image")
     if fmt not in _FORMATS:
         raise InputError(f"photo manifest: {where} has format {fmt!r}; expected one of {', '.join(_FORMATS)}")
-    sizes = [_field(record, key, int, where) for key in ("bytes", "width", "height")]
-    if min(sizes) <= 0:  # type: ignore[type-var]
-        raise InputError(f"photo manifest: {where} has a non-positive bytes/width/height {sizes}")
-    path = _field(record, "path", str, where)
-    if path.startswith("/") or ".." in Path(path).parts:  # type: ignore[union-attr]
+    path = _str(record, "path", where)
+    if path.startswith("/") or ".." in Path(path).parts:
         raise InputError(f"photo manifest: {where} has path {path!r}; expected a relative path inside the package")
-    return Photo(name=name, source=sources[source], path=path, sha256=sha,  # type: ignore[arg-type]
-                 bytes=sizes[0], width=sizes[1], height=sizes[2],  # type: ignore[arg-type]
-                 licence=_field(record, "licence", str, where),  # type: ignore[arg-type]
-                 credit=_field(record, "credit", str, where), format=fmt)  # type: ignore[arg-type]
+    return Photo(name=name, source=sources[source], path=path, sha256=sha, bytes=_int(record, "bytes", where),
+                 width=_int(record, "width", where), height=_int(record, "height", where),
+                 licence=_str(record, "licence", where), credit=_str(record, "credit", where), format=fmt)
 
 
 def load_manifest(path: str | os.PathLike[str] | None = None) -> PhotoManifest:
@@ -206,13 +207,13 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> PhotoManifest:
             if value in seen:
                 raise InputError(f"photo manifest {path}: photos {seen[value]!r} and {p.name!r} have the same {key}")
             seen[value] = p.name
-    max_side = _field(data, "max_side", int, "the manifest")
-    if max_side < 16:  # type: ignore[operator]
+    max_side = _int(data, "max_side", "the manifest")
+    if max_side < 16:
         raise InputError(f"photo manifest {path}: max_side {max_side} is too small (expected >= 16)")
     wheel = data.get("pypi_wheel")
     if not isinstance(wheel, dict):
         raise InputError(f"photo manifest {path} needs a 'pypi_wheel' object")
-    return PhotoManifest(sources=sources, photos=photos, max_side=max_side, pypi_wheel=wheel,  # type: ignore[arg-type]
+    return PhotoManifest(sources=sources, photos=photos, max_side=max_side, pypi_wheel=wheel,
                          split_rule=str(data.get("split_rule", "")))
 
 
