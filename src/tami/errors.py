@@ -11,3 +11,7 @@ class CheckpointError(TamiError):
 
 class InputError(TamiError, ValueError):
     """An input (video, image, tensor, option) has the wrong kind, shape or content."""
+
+
+class FetchError(TamiError):
+    """Downloading or verifying external data (the photo pool's packages) failed; the message says how to retry."""
