@@ -8,7 +8,7 @@ from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 
 from tami.adapter import TAMI
 from tami.errors import InputError
-from tami.losses import build_loss, charbonnier, l_i3a, l_im, l_sm, ssim_loss, temporal_difference
+from tami.losses import build_loss, charbonnier, l_i3a, l_im, l_sm, l_sm_centred, ssim_loss, temporal_difference
 
 
 def _frames(t=3, ideal=True, seed=0):
@@ -37,10 +37,38 @@ def _frames(t=3, ideal=True, seed=0):
     return frames
 
 
-@pytest.mark.parametrize("term", [l_sm, l_i3a, l_im])
+@pytest.mark.parametrize("term", [l_sm, l_sm_centred, l_i3a, l_im])
 def test_tami_terms_zero_on_ideal_case_and_positive_otherwise(term):
     assert term(_frames(ideal=True)).abs().item() < 1e-10
     assert term(_frames(ideal=False)).item() > 1e-4
+
+
+def _sm_frames(f_ls, f_hs=None, t=2):
+    return [{"f_ls": f_ls, "f_hs": f_ls if f_hs is None else f_hs} for _ in range(t)]
+
+
+def test_l_sm_is_zero_on_collapsed_identical_tokens_and_l_sm_centred_is_not():
+    # Every cell of both maps holds the same vector: all cosines are 1, symmetric with a unit diagonal.
+    token = torch.tensor([0.3, -1.2, 2.0, 0.5], dtype=torch.float64)
+    collapsed = token.view(1, 4, 1, 1).expand(2, 4, 3, 5).contiguous()
+    assert l_sm(_sm_frames(collapsed, collapsed * 2.5)).item() == pytest.approx(0.0, abs=1e-12)
+    # Centred, every token is zero: S = 0, symmetric, but MSE(diag S, 1) = 1 on each written frame; / T frames.
+    assert l_sm_centred(_sm_frames(collapsed, collapsed * 2.5)).item() == pytest.approx(1.0, abs=1e-12)
+    assert l_sm_centred(_sm_frames(collapsed, t=3)[:1] + [{"f_ls": collapsed}] * 2).item() == pytest.approx(1 / 3)
+
+
+def test_l_sm_and_centred_are_zero_when_f_ls_equals_f_hs_with_varied_tokens():
+    varied = torch.randn(2, 6, 4, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for term in (l_sm, l_sm_centred):
+        assert term(_sm_frames(varied, t=1)).item() == pytest.approx(0.0, abs=1e-12)
+        assert term(_sm_frames(varied, t=3)).item() == pytest.approx(0.0, abs=1e-12)  # same map every frame
+    # Hand case on a 1x2 grid: tokens (1, 0) and (0, 1) centre to (0.5, -0.5) and (-0.5, 0.5): cosine -1 between
+    # them, 1 on the diagonal, so with F_hs swapped for (0, 1), (1, 0) the centred S is [[-1, 1], [1, -1]]:
+    # symmetric, diagonal off by 2 -> MSE(diag, 1) = 4.
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(1, 2, 1, 2)
+    swapped = a.flip(-1)
+    assert l_sm_centred(_sm_frames(a, swapped, t=1)).item() == pytest.approx(4.0)
+    assert l_sm(_sm_frames(a, swapped, t=1)).item() == pytest.approx(1.0)  # S = [[0, 1], [1, 0]]: diag off by 1
 
 
 def test_i3a_ignores_frames_without_memory():
@@ -85,7 +113,7 @@ def test_build_loss_rejects_unknown_terms():
         build_loss({"l1": -1.0})
 
 
-@pytest.mark.parametrize("term", ["l_im", "l_sm", "l_i3a"])
+@pytest.mark.parametrize("term", ["l_im", "l_sm", "l_sm_centred", "l_i3a"])
 def test_tami_terms_train_the_adapter_only(term):
     model = TAMI(ToyBackbone(), small_config()).train()
     torch.nn.init.normal_(model.igfe.gamma, std=0.1)

@@ -1,6 +1,7 @@
 """Training losses: image reconstruction terms, a temporal-difference term and the TAMI terms L_IM, L_SM, L_I3A.
 
-``build_loss({"charbonnier": 1.0, "l_im": 1.0, "l_sm": 1.0, "l_i3a": 1.0})`` returns a :class:`Loss` whose
+``build_loss({"charbonnier": 1.0, "l_im": 1.0, "l_sm": 1.0, "l_i3a": 1.0})`` (or ``l_sm_centred`` in place of
+``l_sm``) returns a :class:`Loss` whose
 ``forward(out, gt, aux)`` gives the weighted total and every term under ``loss/<name>``. Reconstruction terms work
 on ``(B, T, 3, H, W)`` clips or ``(B, 3, H, W)`` images; the TAMI terms read the per-frame ``aux`` dicts of
 :meth:`tami.adapter.TAMI.forward_clip` (keys documented in :mod:`tami.adapter.model`) and are skipped when ``aux``
@@ -10,6 +11,15 @@ is ``None`` (image-stage training). ``tdiff`` (:func:`temporal_difference`) need
 Notation: ``MSE(a, b)`` = mean of ``(a - b)^2`` over all elements; a clip has ``T`` frames; each TAMI term is
 ``(1 / T) * sum_t term_t``, where frames for which a term is undefined contribute 0 (as the research code adds
 each term to its frame's loss and averages the frames).
+
+Deliberate deviation from the reference: ``l_sm_centred`` (:func:`l_sm_centred`). ``L_SM`` only asks that the
+token cosine matrices be symmetric with a unit diagonal, which every frame satisfies trivially when all tokens of
+``F_ls`` and ``F_hs`` point the same way (every cosine is 1); trained models collapse towards it (mean off-diagonal
+token cosine 0.98 against about 0.5 for the raw encoder features), which strips the memory's keys and values of
+position information. ``l_sm_centred`` computes the same formula on tokens centred by their per-frame mean over the
+grid: identical tokens centre to zero and leave the unit diagonal unmet, so that collapse is no longer a minimum.
+It does not forbid every low-rank configuration (tokens along one line with varied magnitudes centre to +/- one
+direction and still satisfy it); the training diagnostics (``tami.train.diagnostics``) log the token cosine.
 """
 
 from __future__ import annotations
@@ -75,37 +85,57 @@ def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     return 1 - ssim(pred, target)
 
 
-def _cosine(x: Tensor, y: Tensor) -> Tensor:
-    """``S[b, i, j] = <y_i / |y_i|, x_j / |x_j|>`` for feature maps ``(B, C, h, w)`` (tokens = pixels)."""
-    xn = F.normalize(x.flatten(2), dim=1)
-    yn = F.normalize(y.flatten(2), dim=1)
-    return torch.bmm(yn.transpose(1, 2), xn)
+def _tokens(x: Tensor, centred: bool) -> Tensor:
+    """``(B, C, N)`` L2-normalised tokens of a feature map; ``centred`` first subtracts the mean token of the map."""
+    flat = x.flatten(2)
+    if centred:
+        flat = flat - flat.mean(dim=2, keepdim=True)
+    return F.normalize(flat, dim=1)
+
+
+def _cosine(x: Tensor, y: Tensor, centred: bool = False) -> Tensor:
+    """``S[b, i, j] = <y_i / |y_i|, x_j / |x_j|>`` for feature maps ``(B, C, h, w)`` (tokens = pixels).
+
+    ``centred``: tokens minus their map's mean token before normalising (a zero token has cosine 0 with anything).
+    """
+    return torch.bmm(_tokens(y, centred).transpose(1, 2), _tokens(x, centred))
 
 
 def _symmetry(s: Tensor) -> Tensor:
     return F.mse_loss(s, s.transpose(1, 2))
 
 
-def l_sm(frames: list[dict[str, Tensor]], generator: torch.Generator | None = None) -> Tensor:
+def l_sm(frames: list[dict[str, Tensor]], generator: torch.Generator | None = None, *,
+         centred: bool = False) -> Tensor:
     """Symmetric matching loss.
 
     For frame ``t`` with ``S = S(F_ls^t, F_hs^t)``: ``MSE(S, S^T) + MSE(diag S, 1)``; if an earlier frame ``j``
     exists (drawn uniformly from ``0..t-1``), plus ``MSE(S1, S1^T)`` with ``S1 = S(F_ls^j, F_hs^t)`` and
     ``MSE(S2, S2^T)`` with ``S2 = S(F_hs^j, F_ls^t)``. Cosine matrices over the tokens of the working grid.
-    Zero when every frame's ``F_ls`` and ``F_hs`` are one and the same feature map.
+    Zero when every frame's ``F_ls`` and ``F_hs`` are one and the same feature map - and, trivially, when all
+    tokens are parallel (see :func:`l_sm_centred`). ``centred``: the cosines of mean-centred tokens.
     """
     written = [f for f in frames if "f_hs" in f]
     total = frames[0]["f_ls"].new_zeros(())
     for t, frame in enumerate(written):
-        s = _cosine(frame["f_ls"], frame["f_hs"])
+        s = _cosine(frame["f_ls"], frame["f_hs"], centred)
         diag = torch.diagonal(s, dim1=1, dim2=2)
         total = total + _symmetry(s) + F.mse_loss(diag, torch.ones_like(diag))
         if t > 0:
             j = int(torch.randint(t, (1,), generator=generator))
             earlier = written[j]
-            total = total + _symmetry(_cosine(earlier["f_ls"], frame["f_hs"]))
-            total = total + _symmetry(_cosine(earlier["f_hs"], frame["f_ls"]))
+            total = total + _symmetry(_cosine(earlier["f_ls"], frame["f_hs"], centred))
+            total = total + _symmetry(_cosine(earlier["f_hs"], frame["f_ls"], centred))
     return total / len(frames)
+
+
+def l_sm_centred(frames: list[dict[str, Tensor]], generator: torch.Generator | None = None) -> Tensor:
+    """``L_SM`` on tokens centred by their per-frame mean over the grid (not in the paper; module docstring).
+
+    Removes the collapsed minimum of :func:`l_sm`: a map of identical tokens centres to zero, its diagonal cosines
+    are 0 and each such frame costs ``MSE(diag S, 1) = 1``. Still zero when ``F_ls`` and ``F_hs`` are the same map.
+    """
+    return l_sm(frames, generator, centred=True)
 
 
 def l_i3a(frames: list[dict[str, Tensor]]) -> Tensor:
@@ -156,7 +186,7 @@ RECONSTRUCTION = {
     "ssim": ssim_loss,
 }
 CLIP = {"tdiff": temporal_difference}
-TEMPORAL = {"l_im": l_im, "l_sm": l_sm, "l_i3a": l_i3a}
+TEMPORAL = {"l_im": l_im, "l_sm": l_sm, "l_sm_centred": l_sm_centred, "l_i3a": l_i3a}
 
 
 class Loss(nn.Module):

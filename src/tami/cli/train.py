@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path}")
         if result.best is not None:
             print(f"  best {result.best['metric']} {result.best['value']:.4f} at step {result.best['step']}")
+    elif result.stop_reason is not None:
+        print(f"Stopped at iteration {result.step} of {config.train.iterations}: {result.stop_reason}; see the diag/* "
+              f"entries of {result.run_dir / 'log.jsonl'} (checkpoint kept; do not tune on the test set)")
     else:
         print(f"Stopped at iteration {result.step} of {config.train.iterations}; continue with "
               f"tami train {args.config} --resume auto -o {result.run_dir}")

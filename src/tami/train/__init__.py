@@ -7,6 +7,7 @@ Entry points: :func:`load_config` (YAML + ``a.b=c`` overrides) and :func:`train`
 from .config import (
     DataConfig,
     LoopConfig,
+    MemoryStopConfig,
     ModelConfig,
     OptimConfig,
     SyntheticConfig,
@@ -22,6 +23,7 @@ from .trainer import TrainResult, Trainer, train
 __all__ = [
     "DataConfig",
     "LoopConfig",
+    "MemoryStopConfig",
     "ModelConfig",
     "OptimConfig",
     "SyntheticConfig",

@@ -168,6 +168,24 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
+class MemoryStopConfig:
+    """Stop a stage-``video`` run whose memory was not learned (``val.memory_stop``; needs ``val.diagnostics``).
+
+    At a validation at step ``>= after``, when ``diag/stateless_gap < min_gap`` (percent E_warp) and
+    ``diag/prior_sensitivity < min_sensitivity``, the run stops with a checkpoint and a warning.
+
+    Attributes:
+        after: first step at which the rule applies.
+        min_gap: stateless gap in percent of E_warp the memory must reach.
+        min_sensitivity: output luminance change per unit prior shift the model must reach.
+    """
+
+    after: int = 3000
+    min_gap: float = 0.5
+    min_sensitivity: float = 1e-3
+
+
+@dataclass(frozen=True)
 class ValConfig:
     """Validation.
 
@@ -178,6 +196,10 @@ class ValConfig:
         max_videos: validate on at most this many videos (the first ones); null = all.
         at_start: also validate before the first iteration of a fresh run (step 0). In stage ``video`` the fresh
             adapter is the identity, so step 0 scores the frozen backbone alone: the baseline the adapter must beat.
+        diagnostics: stage ``video``: also log the memory diagnostics ``diag/*`` at every validation (stateless
+            gap, prior sensitivity, token cosine, gradient ratio; ``tami.train.diagnostics``); ignored in stage
+            ``image``.
+        memory_stop: stop rule on those diagnostics (:class:`MemoryStopConfig`); null = never stop early.
         data: the validation set; null = no validation.
     """
 
@@ -186,6 +208,8 @@ class ValConfig:
     best: str = "psnr"
     max_videos: int | None = None
     at_start: bool = True
+    diagnostics: bool = True
+    memory_stop: MemoryStopConfig | None = None
     data: DataConfig | None = None
 
 
@@ -374,6 +398,17 @@ def check(config: TrainConfig) -> None:
             )
         if val.best not in val.metrics:
             raise InputError(f"val.best={val.best!r} must be one of val.metrics {list(val.metrics)}")
+        diagnosed = config.stage == "video" and val.diagnostics
+        if diagnosed and val.data.clip_len is not None and val.data.clip_len < 2:
+            raise InputError(f"val.diagnostics needs validation clips of at least 2 frames, got val.data.clip_len="
+                             f"{val.data.clip_len}; raise it or set val.diagnostics=false")
+    stop = val.memory_stop
+    if stop is not None:
+        if config.stage != "video" or not val.diagnostics or val.data is None or val.every is None:
+            raise InputError("val.memory_stop needs stage video with validation (val.data, val.every) and "
+                             "val.diagnostics=true; set those or val.memory_stop=null")
+        if stop.after < 0 or stop.min_gap < 0 or stop.min_sensitivity < 0:
+            raise InputError(f"val.memory_stop after, min_gap and min_sensitivity must be >= 0, got {stop}")
     negative = {k: w for k, w in config.loss.items() if w < 0}
     if negative or not config.loss:
         raise InputError(f"loss must map term names to weights >= 0, got {dict(config.loss)}")

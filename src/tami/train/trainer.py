@@ -4,7 +4,7 @@ Run folder layout (``RUN_DIR``)::
 
     config.yaml            the resolved config of the latest invocation (command line in its header)
     commands.txt           one line per invocation
-    log.jsonl              every logged step: loss/*, metric/*, time/*, lr
+    log.jsonl              every logged step: loss/*, metric/*, diag/* (stage video), time/*, lr
     checkpoints/last.pt    latest full training state (atomic; what --resume continues)
     checkpoints/best.pt    state at the best validation score
     export/                final weights (EMA weights when enabled); export/best/ the best-scoring ones
@@ -34,6 +34,7 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..errors import CheckpointError, InputError, TamiError
 from . import checkpoint as ckpt
+from . import diagnostics
 from .config import HIGHER_IS_BETTER, TrainConfig, dump_yaml, to_dict
 from .data import BatchStream, build_dataset, build_sampler, prepare_root, to_device
 from .distributed import (
@@ -68,6 +69,7 @@ class TrainResult:
         best: ``{"metric", "value", "step"}`` of the best validation, if any.
         last: the last logged values.
         model: the trained module (backbone for stage image, TAMI for stage video) on its device.
+        stop_reason: why the run stopped before ``train.iterations`` by a rule (``val.memory_stop``), else None.
     """
 
     run_dir: Path
@@ -77,6 +79,7 @@ class TrainResult:
     best: dict[str, Any] | None = None
     last: dict[str, float] = field(default_factory=dict)
     model: nn.Module | None = None
+    stop_reason: str | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -128,6 +131,7 @@ class Trainer:
         self.step = 0
         self.best: dict[str, Any] = {"metric": config.val.best, "value": None, "step": None}
         self.last: dict[str, float] = {}
+        self.stop_reason: str | None = None
 
     # ------------------------------------------------------------------------------------------------ setup
 
@@ -287,17 +291,38 @@ class Trainer:
                     self.stage.predict, self.val_set, self.metrics, self.info, crop=c.val.data.crop,
                     max_videos=c.val.max_videos, autocast=lambda: precision_context(c, self.device),
                 )
+                t1 = time.perf_counter()
+                if self.stage.name == "video" and c.val.diagnostics:
+                    scores.update(diagnostics.memory_diagnostics(
+                        self.stage, self.val_set, self.info, crop=c.val.data.crop, max_videos=c.val.max_videos,
+                        autocast=lambda: precision_context(c, self.device), step=self.step, seed=c.seed,
+                        teacher_forcing=c.train.teacher_forcing, detach_every=c.train.detach_every,
+                    ))
+                    scores["time/diag"] = time.perf_counter() - t1
         finally:
             self.stage.train_mode()
         scores["time/val"] = time.perf_counter() - t0
         return scores
 
+    def _memory_unlearned(self, scores: dict[str, float]) -> str | None:
+        """The ``val.memory_stop`` verdict on a validation's diagnostics: a reason to stop, or None."""
+        rule = self.config.val.memory_stop
+        if rule is None or self.step < rule.after:
+            return None
+        gap, sensitivity = scores.get("diag/stateless_gap"), scores.get("diag/prior_sensitivity")
+        if gap is None or sensitivity is None or gap >= rule.min_gap or sensitivity >= rule.min_sensitivity:
+            return None
+        return (
+            f"the memory was not learned: at step {self.step} the stateless gap is {gap:.3g}% E_warp (< min_gap "
+            f"{rule.min_gap}) and the prior sensitivity {sensitivity:.3g} (< min_sensitivity {rule.min_sensitivity})"
+        )
+
     def _baseline(self, log: RunLog) -> None:
         """Validate before training (step 0): for stage video, the frozen backbone alone."""
         scores = self._validate()
         log.write(0, scores)
-        shown = ", ".join(f"{k.split('/', 1)[1]} {v:.4f}" for k, v in scores.items() if k.startswith("metric/"))
-        logger.info("step 0 (before training%s): %s", ", backbone alone" if self.stage.name == "video" else "", shown)
+        logger.info("step 0 (before training%s): %s", ", backbone alone" if self.stage.name == "video" else "",
+                    _shown(scores))
 
     def _better(self, value: float) -> bool:
         old = self.best["value"]
@@ -359,7 +384,8 @@ class Trainer:
         if divergence > 0:
             logger.warning("processes ended with weights differing by up to %.3g", divergence)
         best = dict(self.best) if self.best["value"] is not None else None
-        return TrainResult(self.run_dir, self.step, finished, exports, best, dict(self.last), self.stage.model)
+        return TrainResult(self.run_dir, self.step, finished, exports, best, dict(self.last), self.stage.model,
+                           self.stop_reason)
 
     def _stop_requested(self, flag: list[bool]) -> bool:
         """Whether any process received SIGTERM (agreed by all processes, so they stop at the same step)."""
@@ -393,6 +419,7 @@ class Trainer:
                                "time/elapsed": now - start})
                 sums, count, data_time, tick = {}, 0, 0.0, now
             due_val = self.val_set is not None and (self.step % c.val.every == 0 or final)
+            halt = None
             if due_val:
                 scores = self._validate()
                 logged = {**(logged or {}), **scores}
@@ -401,22 +428,38 @@ class Trainer:
                     self.best = {"metric": c.val.best, "value": value, "step": self.step}
                     self.save(ckpt.BEST)
                     self._export(self.run_dir / "export" / "best")
-                shown = ", ".join(f"{k.split('/', 1)[1]} {v:.4f}" for k, v in scores.items() if k.startswith("metric/"))
                 if self.progress:
-                    bar.write(f"step {self.step}: {shown}")
+                    bar.write(f"step {self.step}: {_shown(scores)}")
                 else:
-                    logger.info("step %d: %s", self.step, shown)
+                    logger.info("step %d: %s", self.step, _shown(scores))
+                halt = self._memory_unlearned(scores)
             if logged is not None:
                 self.last = logged
                 log.write(self.step, logged)
             bar.update(logged)
             due_ckpt = c.train.checkpoint_every is not None and self.step % c.train.checkpoint_every == 0
-            if due_ckpt or self.step == end or stopping:
+            if due_ckpt or self.step == end or stopping or halt:
                 self.save(ckpt.LAST)
+            if halt:
+                logger.warning(
+                    "%s (val.memory_stop): %s. Checkpoint written; see the diag/* entries of %s to find out why, on "
+                    "training or validation data (do not tune on the test set)", "finished" if final else "stopped",
+                    halt, self.run_dir / LOG_FILE,
+                )
+                if not final:
+                    self.stop_reason = halt
+                    return
             if stopping:
                 logger.warning("terminated: stopped after iteration %d with a checkpoint; continue with --resume auto",
                                self.step)
                 return
+
+
+def _shown(scores: dict[str, float]) -> str:
+    """A validation's metrics and headline diagnostics as one line of text."""
+    shown = ", ".join(f"{k.split('/', 1)[1]} {v:.4f}" for k, v in scores.items() if k.startswith("metric/"))
+    diag = diagnostics.summary(scores)
+    return f"{shown}; {diag}" if diag else shown
 
 
 @contextlib.contextmanager
