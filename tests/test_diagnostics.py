@@ -76,7 +76,8 @@ def diagnose(data: dict[str, Path], stage: VideoStage, cfg) -> dict[str, float]:
     val = build_dataset(cfg.val.data, data["val"], seed=0, train=False)
     info = DistInfo(device=torch.device("cpu"))
     return memory_diagnostics(stage, val, info, crop=None, max_videos=None, autocast=contextlib.nullcontext,
-                              step=0, seed=0, teacher_forcing=cfg.train.teacher_forcing, detach_every=None)
+                              step=0, seed=0, teacher_forcing=cfg.train.teacher_forcing, detach_every=None,
+                              grad_frames=cfg.data.clip_len, grad_crop=cfg.data.crop)
 
 
 def test_token_cosine_on_hand_cases() -> None:
@@ -119,9 +120,15 @@ def test_fresh_adapter_is_exactly_memory_free(data: dict[str, Path]) -> None:
     assert diag["diag/prior_sensitivity"] == 0.0
     assert 0.0 < diag["diag/token_cosine_ls"] < 1.0 and 0.0 < diag["diag/token_cosine_hs"] < 1.0
     # Reconstruction loss only: nothing reaches the memory side through gamma = 0.
-    assert diag["diag/grad_ratio"] == 0.0 and diag["diag/grad_norm_igfe"] > 0.0
+    assert diag["diag/grad_ratio"] == 0.0 and diag["diag/grad_ratio_recon"] == 0.0
+    assert diag["diag/grad_norm_igfe"] > 0.0
     assert {f"diag/grad/{m}" for m in MEMORY_MODULES} <= set(diag)
     assert all(p.grad is None for p in stage.model.parameters())
+    # With L_SM in the training loss, LEnc and HEnc get its gradient directly; the reconstruction part still none.
+    cfg = config(data, "loss.l_sm=1.0")
+    diag = diagnose(data, VideoStage(cfg, torch.device("cpu")), cfg)
+    assert diag["diag/grad_ratio"] > 0.0 and diag["diag/grad_ratio_recon"] == 0.0
+    assert diag["diag/grad/lq_encoder"] > 0.0 and diag["diag/grad/key_projector"] == 0.0
 
 
 def test_active_igfe_makes_the_output_depend_on_the_memory(data: dict[str, Path]) -> None:
@@ -147,6 +154,7 @@ def test_active_igfe_makes_the_output_depend_on_the_memory(data: dict[str, Path]
     assert all(diag[f"diag/grad/{m}"] > 0.0 for m in MEMORY_MODULES)
     squares = sum(diag[f"diag/grad/{m}"] ** 2 for m in MEMORY_MODULES)
     assert diag["diag/grad_ratio"] == pytest.approx(math.sqrt(squares))
+    assert diag["diag/grad_ratio_recon"] == diag["diag/grad_ratio"]  # the loss is reconstruction only
     assert all(p.grad is None for p in stage.model.parameters())
 
 

@@ -15,10 +15,13 @@ Computed at every validation of a stage-``video`` run when ``val.diagnostics`` i
   tokens collapsed to one direction (the trivial minimum of ``L_SM``); raw encoder features give about 0.5. Left
   out when the working grid has a single cell.
 * ``diag/grad_ratio``: ``|grad of the memory side| / |grad of the IGFE|`` (L2 norms over the parameters) of the
-  training loss on the first validation clip, teacher forcing and truncation as in training; the memory side is
+  training loss on the first validation video cut to the training clip length and crop, teacher forcing and
+  truncation as in training; the memory side is
   ICMem's ``lq_encoder`` (LEnc), ``key_projector`` (LPrj), ``illu_refiner`` (IR), ``hq_encoder`` (HEnc) and
   ``value_projector`` (HPrj). ``diag/grad/<module>``: each module's norm relative to the IGFE's;
-  ``diag/grad_norm_igfe``: the IGFE's norm itself.
+  ``diag/grad_norm_igfe``: the IGFE's norm itself. ``diag/grad_ratio_recon``: the same ratio for the
+  reconstruction terms of the loss alone - ``L_SM`` feeds LEnc and HEnc directly, so the training-loss ratio can
+  look healthy while no reconstruction gradient reaches the memory (the failure this guards against).
 
 Nothing here changes training: gradients come from :func:`torch.autograd.grad` (``.grad`` and the optimizer are not
 touched) and the global random state (``L_SM`` draws its earlier frame from it) is restored afterwards, so a run's
@@ -107,10 +110,12 @@ def run_stream(model: TAMI, lq: Tensor, mode: str = "memory") -> tuple[Tensor, l
 
 
 def gradient_norms(stage: Any, lq: Tensor, gt: Tensor, *, step: int, seed: int, teacher_forcing: float,
-                   detach_every: int | None) -> dict[str, float]:
-    """Gradient norms of the training loss on one batch ``(B, T, 3, H, W)``, per memory-side module and the IGFE.
+                   detach_every: int | None) -> dict[str, dict[str, float]]:
+    """Gradient norms on one batch ``(B, T, 3, H, W)``, per memory-side module and the IGFE.
 
-    Uses :func:`torch.autograd.grad` in train mode (restored afterwards); parameters' ``.grad`` stay untouched.
+    Returns ``{"training": {module: norm}, "reconstruction": {module: norm}}``: of the training loss and of its
+    reconstruction terms alone (:meth:`tami.train.stages.VideoStage.loss_parts`). Uses
+    :func:`torch.autograd.grad` in train mode (restored afterwards); the parameters' ``.grad`` stay untouched.
     The caller restores the global random state (``L_SM`` draws from it).
     """
     model: TAMI = stage.model
@@ -120,19 +125,23 @@ def gradient_norms(stage: Any, lq: Tensor, gt: Tensor, *, step: int, seed: int, 
     params = [p for ps in named.values() for p in ps]
     was_training = model.training
     model.train()
+    out = {}
     try:
         with torch.enable_grad():
-            total, _ = stage.compute_loss(lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
-                                          detach_every=detach_every)
-            grads = torch.autograd.grad(total, params, allow_unused=True)
+            losses = stage.loss_parts(lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
+                                      detach_every=detach_every)
+            for kind, loss, last in zip(("training", "reconstruction"), losses, (False, True)):
+                grads = (torch.autograd.grad(loss, params, retain_graph=not last, allow_unused=True)
+                         if loss.requires_grad else [None] * len(params))
+                by_param = {id(p): g for p, g in zip(params, grads)}
+                norms = {}
+                for name, ps in named.items():
+                    squares = [by_param[id(p)].double().pow(2).sum() for p in ps if by_param[id(p)] is not None]
+                    norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+                out[kind] = norms
     finally:
         model.train(was_training)
-    by_param = {id(p): g for p, g in zip(params, grads)}
-    norms = {}
-    for name, ps in named.items():
-        squares = [by_param[id(p)].detach().double().pow(2).sum() for p in ps if by_param[id(p)] is not None]
-        norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
-    return norms
+    return out
 
 
 def _ratio(num: float, den: float) -> float:
@@ -153,11 +162,15 @@ def memory_diagnostics(
     seed: int,
     teacher_forcing: float,
     detach_every: int | None,
+    grad_frames: int | None,
+    grad_crop: int | None,
 ) -> dict[str, float]:
     """All ``diag/*`` values (module docstring) for a stage-``video`` model on the validation ``dataset``.
 
-    Videos are split across processes and the sums all-reduced, so every process returns the same numbers; the
-    gradient batch (the first validation clip) is the same on every process. The model is left in eval mode.
+    Videos are split across processes and the sums all-reduced, so every process returns the same numbers. The
+    gradient batch is the first validation video cut to a training clip (its first ``grad_frames`` frames,
+    centre-cropped to ``grad_crop``: the training ``clip_len`` and ``crop``, so it costs one training step), the
+    same on every process. The model is left in eval mode.
 
     Raises:
         InputError: a validation clip with fewer than 2 frames (E_warp needs frame pairs).
@@ -200,25 +213,27 @@ def memory_diagnostics(
                         sums[slot] += cos.double().sum().cpu()
                         sums[slot + 1] += cos.numel()
         sample = dataset[(0, 0)]
-        lq = center_crop(sample["lq"], crop)[None].to(info.device)
-        gt = center_crop(sample["gt"], crop)[None].to(info.device)
+        lq = center_crop(sample["lq"][:grad_frames], grad_crop)[None].to(info.device)
+        gt = center_crop(sample["gt"][:grad_frames], grad_crop)[None].to(info.device)
         with autocast():
             norms = gradient_norms(stage, lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
                                    detach_every=detach_every)
     total = all_reduce_sum(info, sums.to(info.device) if info.device.type == "cuda" else sums).cpu()
     out: dict[str, float] = {}
     if total[2] > 0:
-        out["diag/stateless_gap"] = 100.0 * _ratio(float(total[1] - total[0]), float(total[1]))
+        out["diag/stateless_gap"] = 100.0 * _ratio(float(total[1] - total[0]), float(total[1])) + 0.0  # no -0.0
     if total[4] > 0:
         out["diag/prior_sensitivity"] = float(total[3] / total[4])
     for slot, name in ((5, "ls"), (7, "hs")):
         if total[slot + 1] > 0:
             out[f"diag/token_cosine_{name}"] = float(total[slot] / total[slot + 1])
-    igfe = norms.pop("igfe")
-    memory_norm = math.sqrt(sum(v * v for v in norms.values()))
-    out["diag/grad_ratio"] = _ratio(memory_norm, igfe)
-    out["diag/grad_norm_igfe"] = igfe
-    out.update({f"diag/grad/{name}": _ratio(value, igfe) for name, value in norms.items()})
+    for kind, suffix in (("training", ""), ("reconstruction", "_recon")):
+        part = dict(norms[kind])
+        igfe = part.pop("igfe")
+        out[f"diag/grad_ratio{suffix}"] = _ratio(math.sqrt(sum(v * v for v in part.values())), igfe)
+        if kind == "training":
+            out["diag/grad_norm_igfe"] = igfe
+            out.update({f"diag/grad/{name}": _ratio(value, igfe) for name, value in part.items()})
     return out
 
 
@@ -233,5 +248,6 @@ def summary(scores: dict[str, float]) -> str:
         if f"diag/token_cosine_{name}" in scores:
             parts.append(f"token cosine {name} {scores[f'diag/token_cosine_{name}']:.3f}")
     if "diag/grad_ratio" in scores:
-        parts.append(f"grad ratio memory/IGFE {scores['diag/grad_ratio']:.3g}")
+        parts.append(f"grad ratio memory/IGFE {scores['diag/grad_ratio']:.3g} "
+                     f"(reconstruction {scores['diag/grad_ratio_recon']:.3g})")
     return ", ".join(parts)

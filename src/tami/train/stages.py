@@ -235,11 +235,26 @@ class VideoStage:
         The teacher-forcing draws come from a generator seeded by ``(seed, step)`` (the trainer folds the process
         rank into ``seed``), so a resumed run draws exactly what an uninterrupted one would.
         """
+        out, aux = self._forward(lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
+                                 detach_every=detach_every)
+        return self.loss(out.float(), gt.float(), aux)
+
+    def loss_parts(self, lq: Tensor, gt: Tensor, *, step: int, seed: int, teacher_forcing: float,
+                   detach_every: int | None) -> tuple[Tensor, Tensor]:
+        """The training loss of :meth:`compute_loss` and its reconstruction part alone (the terms that compare
+        the output with the ground truth, no TAMI terms), from one forward pass (for the diagnostics)."""
+        out, aux = self._forward(lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
+                                 detach_every=detach_every)
+        total, _ = self.loss(out.float(), gt.float(), aux)
+        reconstruction, _ = self.loss(out.float(), gt.float(), None)
+        return total, reconstruction
+
+    def _forward(self, lq: Tensor, gt: Tensor, *, step: int, seed: int, teacher_forcing: float,
+                 detach_every: int | None) -> tuple[Tensor, dict[str, Any]]:
         generator = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + step)
-        out, aux = self.model.forward_clip(
+        return self.model.forward_clip(
             lq, gt, teacher_forcing=teacher_forcing, detach_every=detach_every, generator=generator
         )
-        return self.loss(out.float(), gt.float(), aux)
 
     @torch.no_grad()
     def predict(self, lq: Tensor) -> Tensor:

@@ -297,6 +297,7 @@ class Trainer:
                         self.stage, self.val_set, self.info, crop=c.val.data.crop, max_videos=c.val.max_videos,
                         autocast=lambda: precision_context(c, self.device), step=self.step, seed=c.seed,
                         teacher_forcing=c.train.teacher_forcing, detach_every=c.train.detach_every,
+                        grad_frames=c.data.clip_len, grad_crop=c.data.crop,
                     ))
                     scores["time/diag"] = time.perf_counter() - t1
         finally:
