@@ -158,6 +158,16 @@ def test_active_igfe_makes_the_output_depend_on_the_memory(data: dict[str, Path]
     assert all(p.grad is None for p in stage.model.parameters())
 
 
+def test_no_memory_control_has_no_gap_and_no_prior(data: dict[str, Path]) -> None:
+    cfg = config(data, "model.adapter_options.memory_frames=0")
+    stage = VideoStage(cfg, torch.device("cpu"))
+    torch.nn.init.normal_(stage.model.igfe.gamma, std=0.5, generator=torch.Generator().manual_seed(1))
+    diag = diagnose(data, stage, cfg)
+    assert diag["diag/stateless_gap"] == 0.0  # the stream is stateless by construction
+    assert "diag/prior_sensitivity" not in diag and "diag/token_cosine_hs" not in diag  # never read, never written
+    assert "diag/token_cosine_ls" in diag and diag["diag/grad_ratio"] > 0.0
+
+
 def test_diagnostics_do_not_change_training_and_are_logged(tmp_path: Path, data: dict[str, Path]) -> None:
     on = train(config(data, "optim.ema=0.9", "loss.l_sm=1.0", "train.teacher_forcing=0.5"), tmp_path / "on")
     off = train(config(data, "optim.ema=0.9", "loss.l_sm=1.0", "train.teacher_forcing=0.5", "val.diagnostics=false"),

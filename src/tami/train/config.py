@@ -172,7 +172,8 @@ class MemoryStopConfig:
     """Stop a stage-``video`` run whose memory was not learned (``val.memory_stop``; needs ``val.diagnostics``).
 
     At a validation at step ``>= after``, when ``diag/stateless_gap < min_gap`` (percent E_warp) and
-    ``diag/prior_sensitivity < min_sensitivity``, the run stops with a checkpoint and a warning.
+    ``diag/prior_sensitivity < min_sensitivity``, the run stops with a checkpoint and a warning (never when no frame
+    reads a memory, e.g. ``memory_frames`` 0: there is no prior sensitivity).
 
     Attributes:
         after: first step at which the rule applies.

@@ -167,6 +167,9 @@ def memory_diagnostics(
 ) -> dict[str, float]:
     """All ``diag/*`` values (module docstring) for a stage-``video`` model on the validation ``dataset``.
 
+    Values that are undefined are left out: ``prior_sensitivity`` when no frame read a non-empty memory (e.g.
+    ``memory_frames`` 0, the no-memory control), a token cosine on single-cell grids or never-written ``F_hs``.
+
     Videos are split across processes and the sums all-reduced, so every process returns the same numbers. The
     gradient batch is the first validation video cut to a training clip (its first ``grad_frames`` frames,
     centre-cropped to ``grad_crop``: the training ``clip_len`` and ``crop``, so it costs one training step), the
