@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/adapter.py                       # retinexformer preset, 256x256 and 960x512, 100-frame stream
     python benchmarks/adapter.py --backbone restormer --sizes 256x256 --threads 2
+    python benchmarks/adapter.py --bundled --sizes 960x512 --stream-frames 1000   # the bundled configuration
+    python benchmarks/adapter.py --adapter-options '{"memory_scale": 1}' --sizes 960x512  # released + reference grid
 
 Timing: random-weight backbone and adapter (speed does not depend on the weights), batch 1, ``torch.no_grad``.
 The adapter is timed in steady state (memory full: ``k + 1`` frames streamed first); backbone and TAMI runs are
@@ -42,9 +44,15 @@ def _frame(width: int, height: int, t: int) -> torch.Tensor:
     return torch.rand(1, 3, height, width, generator=g) * (0.2 + 0.05 * (t % 5))
 
 
-def _build(arch: str) -> TAMI:
-    backbone = backbones.create(arch).eval()
-    model = TAMI.from_preset(backbone).eval()
+#: The bundled model's configuration (``configs/memory_probe.yaml``): Retinexformer n_feat 16 with 8-px memory
+#: and IGFE cells, 5 frames of memory and a full softmax.
+BUNDLED = {"backbone": "retinexformer", "backbone_options": {"n_feat": 16, "num_blocks": [1, 1, 1]},
+           "adapter_options": {"memory_scale": 0.5, "igfe_pool": 2, "memory_frames": 5, "top_m": None}}
+
+
+def _build(arch: str, backbone_options: dict | None = None, adapter_options: dict | None = None) -> TAMI:
+    backbone = backbones.create(arch, **(backbone_options or {})).eval()
+    model = TAMI.from_preset(backbone, **(adapter_options or {})).eval()
     torch.nn.init.normal_(model.igfe.gamma, std=0.1)  # the adapter's cost does not depend on gamma; make it active
     return model
 
@@ -77,9 +85,10 @@ def time_size(model: TAMI, width: int, height: int, repeats: int) -> dict[str, f
 
 
 @torch.no_grad()
-def stream(arch: str, width: int, height: int, frames: int) -> dict[str, float]:
+def stream(arch: str, width: int, height: int, frames: int, backbone_options: dict | None = None,
+           adapter_options: dict | None = None) -> dict[str, float]:
     """Peak RSS (MiB) after frame k+1 and after ``frames`` frames of one stream."""
-    model = _build(arch)
+    model = _build(arch, backbone_options, adapter_options)
     k = model.config.memory_frames + int(model.config.pin_first)
     state = model.init_state(1)
     out: dict[str, float] = {}
@@ -103,16 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-frames", type=int, default=100)
     parser.add_argument("--stream-size", default="256x256")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--backbone-options", type=json.loads, default=None, help="JSON constructor overrides")
+    parser.add_argument("--adapter-options", type=json.loads, default=None, help="JSON TAMIConfig overrides")
+    parser.add_argument("--bundled", action="store_true", help="the bundled model's configuration (BUNDLED)")
     parser.add_argument("--stream-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bundled:
+        args.backbone = BUNDLED["backbone"]
+        args.backbone_options = {**BUNDLED["backbone_options"], **(args.backbone_options or {})}
+        args.adapter_options = {**BUNDLED["adapter_options"], **(args.adapter_options or {})}
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.stream_only:
-        print(json.dumps(stream(args.backbone, *_size(args.stream_size), args.stream_frames)))
+        print(json.dumps(stream(args.backbone, *_size(args.stream_size), args.stream_frames, args.backbone_options,
+                                args.adapter_options)))
         return 0
 
-    model = _build(args.backbone)
-    print(f"## Adapter speed and memory: {args.backbone} + TAMI (preset)\n")
+    model = _build(args.backbone, args.backbone_options, args.adapter_options)
+    print(f"## Adapter speed and memory: {args.backbone} {json.dumps(args.backbone_options or {})} + TAMI\n")
     print(f"* machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, Python {platform.python_version()}")
     print(f"* command: `python benchmarks/adapter.py {' '.join(sys.argv[1:])}`".rstrip())
@@ -131,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     del model
     cmd = [sys.executable, __file__, "--stream-only", "--backbone", args.backbone, "--stream-size", args.stream_size,
            "--stream-frames", str(args.stream_frames)] + (["--threads", str(args.threads)] if args.threads else [])
+    for flag, value in (("--backbone-options", args.backbone_options), ("--adapter-options", args.adapter_options)):
+        if value:
+            cmd += [flag, json.dumps(value)]
     res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     growth = res["peak_mib_at_end"] / res["peak_mib_at_k+1"] - 1
     print(f"\nStream of {res['frames']} frames at {args.stream_size}: peak RSS {res['peak_mib_at_k+1']:.1f} MiB after "
