@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import backbones
 from ..backbones import Backbone, crop_to, pad_to_multiple
+from ..backbones.checkpoints import UnknownConfiguration
 from ..errors import CheckpointError, InputError
 from .config import ModelConfig, TrainConfig
 
@@ -84,7 +85,14 @@ def build_backbone(cfg: ModelConfig) -> Backbone:
             )
         model = backbones.load(path)
     else:
-        model = backbones.load(path, cfg.backbone, **cfg.backbone_options)
+        try:
+            model = backbones.load(path, cfg.backbone, **cfg.backbone_options)
+        except UnknownConfiguration as exc:
+            example = ", ".join(f"{k}: {json.dumps(v)}" for k, v in exc.closest.items())
+            raise CheckpointError(
+                f"{path}: {exc.detail}; set the constructor arguments it was trained with, e.g. "
+                f"--set model.backbone_options='{{{example}}}' (the closest preset's, to adapt)"
+            ) from None
     logger.info("backbone %s loaded from %s", model.arch, path)
     return model
 
