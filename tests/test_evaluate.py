@@ -46,7 +46,7 @@ def test_evaluate_two_methods_writes_everything_and_ranks(tmp_path: Path, capsys
     root = _dataset(tmp_path / "data")
     out = tmp_path / "out"
     cache = tmp_path / "flows"
-    code = main(["-q", "evaluate", "--gt", str(root / "GT"), "--method", f"flicker={root / 'flicker'}",
+    code = main(["evaluate", "--gt", str(root / "GT"), "--method", f"flicker={root / 'flicker'}",
                  "--method", f"good={root / 'good'}", "--flow-preset", "fast", "--flow-cache", str(cache),
                  "-o", str(out)])
     assert code == 0
