@@ -71,3 +71,16 @@ def test_tami_files_in_the_backbone_slot_say_what_they_are(tmp_path: Path, capsy
            f"{run / 'export' / 'backbone.safetensors'}" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="is a tami model file .backbone \\+ adapter"):
         build_backbone(ModelConfig(backbone="retinexformer", backbone_weights=str(run / "export" / "model.safetensors")))
+
+
+def test_adapter_weights_take_a_video_run_folder(tmp_path: Path) -> None:
+    from tami.train.stages import adapter_weights_path
+
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "export" / "adapter.safetensors").write_bytes(b"")
+    assert adapter_weights_path(str(run)) == run / "export" / "adapter.safetensors"
+    with pytest.raises(CheckpointError, match="is a folder without export/adapter.safetensors; finish the stage-video"):
+        adapter_weights_path(str(tmp_path))
+    with pytest.raises(CheckpointError, match="does not exist; set it to an adapter file"):
+        adapter_weights_path(str(tmp_path / "nope.safetensors"))

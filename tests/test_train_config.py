@@ -24,7 +24,19 @@ MINIMAL = {"data": {"synthetic": {"videos": 2}}}
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_parse(path: Path) -> None:
-    config = load_config(path)
+    placeholders = [line.split(":")[0].strip() for line in path.read_text().splitlines()
+                    if "SET_ME" in line and not line.lstrip().startswith("#")]
+    overrides = []
+    if placeholders:
+        # Every placeholder is reported at once, by its dotted key.
+        with pytest.raises(InputError, match=f"the config still has {len(placeholders)} placeholders? to fill in") as exc:
+            load_config(path)
+        assert str(exc.value).count("SET_ME") == len(placeholders)
+        assert all(key in str(exc.value) for key in ("data.root", "val.data.root"))
+        keys = ["data.root", "val.data.root"] + (["model.backbone_weights"] if "backbone_weights" in placeholders
+                                                  else [])
+        overrides = [f"{k}=/data/x" for k in keys]
+    config = load_config(path, overrides)
     assert config.stage in ("image", "video")
     # The resolved dump loads back to the same config.
     assert from_dict(read_yaml_text(dump_yaml(config, "x"))) == config
@@ -202,3 +214,19 @@ def test_load_rejects_foreign_and_corrupt_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         ckpt.resolve_resume(str(tmp_path / "missing.pt"), tmp_path)
     assert ckpt.resolve_resume("auto", tmp_path / "fresh") is None
+
+
+def test_relative_paths_are_relative_to_the_config_file_and_set_values_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "c.yaml").write_text("model: {backbone_weights: ../w/b.pth}\ndata: {root: data, synthetic: "
+                                   "{sources: 'builtin:train'}}\nval: {data: {root: /abs/val}}\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config("recipes/c.yaml", ["model.adapter_weights=a.safetensors", "data.synthetic.sources=photos"])
+    assert config.model.backbone_weights == str(tmp_path / "w" / "b.pth")
+    assert config.data.root == str(folder / "data") and config.val.data.root == "/abs/val"
+    assert config.model.adapter_weights == str(tmp_path / "a.safetensors")
+    assert config.data.synthetic.sources == str(tmp_path / "photos")
+    assert load_config("recipes/c.yaml").data.synthetic.sources == "builtin:train"

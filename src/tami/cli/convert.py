@@ -24,6 +24,7 @@ import yaml
 
 from .. import backbones
 from ..backbones.checkpoints import UnknownConfiguration
+from ..backbones.registry import resolve
 from ..errors import CheckpointError, UsageError
 
 NAME = "convert"
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.options)
     if options and args.backbone is None:
         raise UsageError("--set needs --arch NAME: constructor arguments belong to an architecture")
+    if args.backbone is not None:
+        resolve(args.backbone)  # an unknown name is a usage error (with close matches) before the file is read
     try:
         model = backbones.load(args.input, args.backbone, **options)
     except UnknownConfiguration as exc:

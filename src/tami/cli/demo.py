@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="process your video at most N pixels on its longer side (default: 512)")
 
 
+def change(new: float, old: float) -> str:
+    """Relative change as a signed percentage with one decimal; no "-0.0%" for a change that rounds to zero."""
+    percent = round(100 * (new / old - 1), 1) if old else float("nan")
+    return f"{percent + 0.0:+.1f}%"  # + 0.0 turns -0.0 into 0.0
+
+
 def run(args: argparse.Namespace) -> int:
     options = EnhanceOptions(device=args.device, precision=args.precision, max_side=args.max_side)
     bars: dict[str, tqdm] = {}
@@ -56,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         if name not in bars:
             for earlier in bars.values():
                 earlier.close()
-            bars[name] = tqdm(total=total, desc=name, unit="frame", disable=args.quiet, leave=False)
+            bars[name] = tqdm(total=total, desc=name, unit="frame", disable=True if args.quiet else None,
+                              leave=False)
         bars[name].update(1)
 
     try:
@@ -65,16 +72,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for bar in bars.values():
             bar.close()
-    print(f"tami demo: {result.source}, {result.frames} frames")
-    print()
-    print(metrics_table(result.metrics))
-    print()
-    rows = result.metrics
-    if "mabd" in rows.get("tami", {}):
-        b, t = rows["backbone"], rows["tami"]
-        print(f"TAMI vs backbone alone: E_warp {100 * (t['ewarp'] / b['ewarp'] - 1):+.1f}%, "
-              f"MABD {100 * (t['mabd'] / b['mabd'] - 1):+.1f}%, PSNR {t['psnr'] - b['psnr']:+.2f} dB "
-              "(lower E_warp/MABD = steadier video)")
-    print(f"Wrote {len(result.files)} files to {result.out_dir}/ (open {result.out_dir / 'report' / 'index.html'} in a browser; compare.mp4 shows all versions).")
+    if not args.quiet:
+        print(f"tami demo: {result.source}, {result.frames} frame{'' if result.frames == 1 else 's'}")
+        print()
+        print(metrics_table(result.metrics))
+        print()
+        rows = result.metrics
+        if "mabd" in rows.get("tami", {}):
+            b, t = rows["backbone"], rows["tami"]
+            print(f"TAMI vs backbone alone: E_warp {change(t['ewarp'], b['ewarp'])}, MABD {change(t['mabd'], b['mabd'])}, "
+                  f"PSNR {round(t['psnr'] - b['psnr'], 2) + 0.0:+.2f} dB (lower E_warp/MABD = steadier video)")
+        print(f"Wrote {len(result.files)} files to {result.out_dir}/ (open {result.out_dir / 'report' / 'index.html'} "
+              "in a browser; compare.mp4 shows all versions).")
     logger.info("Processed %d frames twice in %.1f seconds.", result.frames, sum(result.seconds.values()))
     return 0

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..enhance import DEFAULT_MODEL, EnhanceOptions, Enhancer
 from ..model_files import describe, load_model_spec
 from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ..errors import InputError, TamiError
+from ..errors import TamiError, UsageError
 
 NAME = "enhance"
 HELP = "enhance dark videos, frame folders or images"
@@ -74,9 +74,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
-        raise InputError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
+        raise UsageError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
     if n < 1 or not 0 <= k < n:
-        raise InputError(f"--shard K/N needs N >= 1 and 0 <= K < N, got {text!r}")
+        raise UsageError(f"--shard K/N needs N >= 1 and 0 <= K < N, got {text!r}")
     return k, n
 
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         inputs = inputs[k::n]
     several = len(args.inputs) > 1
     if several and args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
-        raise InputError(f"with several inputs -o must be a folder, got file name {args.output}")
+        raise UsageError(f"with several inputs -o must be a folder, got file name {args.output}")
     choice = load_model_spec(args.model)
     backbone_only = args.backbone_only or choice.backbone_only
     tag = "backbone" if backbone_only else "tami"
@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
     for source in inputs:
         target = output_path(source, args.output, several, tag)
         if target.resolve() == source.resolve():
-            raise InputError(f"output {target} would overwrite its input; choose another -o")
+            raise UsageError(f"output {target} would overwrite its input; choose another -o")
         if target in seen:
-            raise InputError(f"inputs {seen[target]} and {source} would both be written to {target}; "
+            raise UsageError(f"inputs {seen[target]} and {source} would both be written to {target}; "
                              "rename one or enhance them in separate calls")
         seen[target] = source
         if args.skip_existing and target.exists():

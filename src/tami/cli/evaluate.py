@@ -31,7 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..errors import InputError, UsageError
+from ..errors import UsageError
 from ..metrics.report import EvaluationReport, MethodScores
 from ..report import build_report
 from ..report.dataset import href, write_per_video
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _methods(args: argparse.Namespace) -> dict[str, Path]:
     specs = ([f"{args.pred.resolve().name}={args.pred}"] if args.pred is not None else []) + list(args.method)
     if not specs:
-        raise InputError("nothing to evaluate: give --pred DIR or one or more --method NAME=DIR")
+        raise UsageError("nothing to evaluate: give --pred DIR or one or more --method NAME=DIR")
     return parse_methods(specs)
 
 
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                          "--force to replace them")
     metrics = _metrics(args)
     if args.flow_source == "input" and args.input is None and any(m.info.name == "ewarp" for m in metrics):
-        raise InputError("--flow-source input needs the low-light input folder: add --input DIR")
+        raise UsageError("--flow-source input needs the low-light input folder: add --input DIR")
     evaluator = Evaluator(
         args.gt, _methods(args), metrics, protocol=args.protocol, subset=args.subset, frames=args.frames,
         videos=[v.strip() for v in args.videos.split(",")] if args.videos else None, inp=args.input,

@@ -1,7 +1,7 @@
 """Find the paired videos of a dataset on disk: SDSD, SMID, DID and generic ``ROOT/{input,GT}/<video>/`` folders.
 
 Each layout function turns a root folder and a split into a list of :class:`VideoPair` (frame file paths, no pixels
-read). Layouts and their official splits are described in ``DATASETS.md``; the named SDSD protocols are
+read). Layouts and their official splits are described in ``docs/datasets.md``; the named SDSD protocols are
 ``sdsd-dynamic`` (the original release and its test split) and ``sdsd-static`` (the SNR-Aware / Retinexformer
 split). Test splits default to the frame range their protocol evaluates (the first 30 frames, as SNR-Aware does);
 Retinexformer's way of scoring ``sdsd-static`` (all frames, resized to 960x512) is

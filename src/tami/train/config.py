@@ -105,7 +105,8 @@ class ModelConfig:
         backbone_weights: official checkpoint, tami backbone file, or a stage-``image`` run folder (its
             ``export/backbone.safetensors``); null = random initialisation (stage ``image`` from scratch).
         adapter_options: :class:`tami.adapter.TAMIConfig` overrides on top of the backbone's adapter preset.
-        adapter_weights: start the adapter from this adapter file (fine-tuning); null = fresh (identity) adapter.
+        adapter_weights: start the adapter from this adapter file or stage-``video`` run folder (its
+            ``export/adapter.safetensors``) to fine-tune; null = fresh (identity) adapter.
     """
 
     backbone: str = "retinexformer"

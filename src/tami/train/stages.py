@@ -48,6 +48,23 @@ def backbone_weights_path(spec: str) -> Path:
     return path
 
 
+def adapter_weights_path(spec: str) -> Path:
+    """Resolve ``model.adapter_weights``: an adapter file, or a stage-``video`` run folder (its final export)."""
+    path = Path(spec)
+    if path.is_dir():
+        for candidate in (path / "export" / ADAPTER_FILE, path / ADAPTER_FILE):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(
+            f"model.adapter_weights={spec} is a folder without export/{ADAPTER_FILE}; finish the stage-video run "
+            "there first, or point at an adapter file"
+        )
+    if not path.is_file():
+        raise CheckpointError(f"model.adapter_weights={spec} does not exist; set it to an adapter file "
+                              f"(RUN/export/{ADAPTER_FILE}) or a stage-video run folder")
+    return path
+
+
 def _tami_backbone_metadata(path: Path) -> dict[str, str]:
     if path.suffix != ".safetensors":
         return {}
@@ -191,8 +208,9 @@ class VideoStage:
         except TypeError as exc:
             raise InputError(f"model.adapter_options: {exc}") from None
         if config.model.adapter_weights is not None:
-            load_adapter(self.model, config.model.adapter_weights)
-            logger.info("adapter initialised from %s", config.model.adapter_weights)
+            path = adapter_weights_path(config.model.adapter_weights)
+            load_adapter(self.model, path)
+            logger.info("adapter initialised from %s", path)
         self.model.to(device)
         self.backbone = self.model.backbone
         self.loss = build_loss(dict(config.loss)).to(device)
