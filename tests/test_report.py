@@ -114,4 +114,4 @@ def test_report_cli_with_folders(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert data["alignment"] == "name" and data["labels"] == ["101", "102", "103", "104"]
     summary = (out / "metrics" / "summary.csv").read_text()
     assert "low" in summary and "tami" in summary
-    assert main(["-q", "report", "--method", "x", "-o", str(tmp_path / "bad")]) == 1
+    assert main(["-q", "report", "--method", "x", "-o", str(tmp_path / "bad")]) == 2

@@ -45,6 +45,7 @@ from ..metrics.protocols import PROTOCOLS
 from ..metrics.registry import Metric
 from ..metrics.report import dataset_table, render_text, settings_lines, video_table, write_report
 from ..metrics.temporal import FLOW_SOURCES
+from ..wording import count
 from .options import parse_methods
 
 NAME = "evaluate"
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n{method.name}: per video")
             print(render_text(*video_table(report, method)))
         proto = report.protocol or {}
-        print(f"\ndataset: {_count(len(evaluator.videos), 'video')}, protocol {proto.get('name')}"
+        print(f"\ndataset: {count(len(evaluator.videos), 'video')}, protocol {proto.get('name')}"
               + (f" ({proto['subset']})" if proto.get("subset") else ""))
         print(render_text(*dataset_table(report)))
         for line in settings_lines(report):
@@ -155,13 +156,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"report: {page.resolve().as_uri()}")
     frames = sum(len(v.frames) for v in report.methods[0].videos.values())
     logger.info("wrote %d files to %s", len(written), args.output)
-    logger.info("Evaluated %s x %s (%s per method) in %.1f seconds", _count(len(evaluator.videos), "video"),
-                _count(len(report.methods), "method"), _count(frames, "frame"), time.perf_counter() - start)
+    logger.info("Evaluated %s x %s (%s per method) in %.1f seconds", count(len(evaluator.videos), "video"),
+                count(len(report.methods), "method"), count(frames, "frame"), time.perf_counter() - start)
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def write_dataset_report(report: EvaluationReport, evaluator: Evaluator, out: Path) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..registry import Registry
+from ..wording import count
 from .video import IMAGE_SUFFIXES, natural_key
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _paired_videos(input_dir: Path, gt_dir: Path, *, prefix: str, keep: Callable
     inputs, gts = _subdirs(input_dir), _subdirs(gt_dir)
     missing = sorted(set(inputs) ^ set(gts))
     if missing:
-        logger.warning("%s: %d videos without a partner skipped (%s)", input_dir.parent, len(missing),
+        logger.warning("%s: %s without a partner skipped (%s)", input_dir.parent, count(len(missing), "video"),
                        ", ".join(missing[:5]))
     pairs = []
     for name in sorted(set(inputs) & set(gts), key=natural_key):
