@@ -165,3 +165,20 @@ def test_a_failed_train_leaves_no_run_folder(
     assert main(["-q", "train", str(recipe(tmp_path / "cfg")), *args, "-o", str(run)]) == code
     assert message in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_a_run_folder_or_its_config_is_its_own_default_output(tmp_path: Path) -> None:
+    from tami.cli.train import config_and_run_dir
+    from tami.errors import UsageError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("{}")
+    assert config_and_run_dir(run, None) == (run / "config.yaml", run)
+    assert config_and_run_dir(run / "config.yaml", None) == (run / "config.yaml", Path("runs/config"))
+    (run / "commands.txt").write_text("")  # what makes it a run folder
+    assert config_and_run_dir(run / "config.yaml", None) == (run / "config.yaml", run)
+    assert config_and_run_dir(run, tmp_path / "other") == (run / "config.yaml", tmp_path / "other")
+    assert config_and_run_dir(Path("configs/x.yaml"), None) == (Path("configs/x.yaml"), Path("runs/x"))
+    with pytest.raises(UsageError, match="is a folder without config.yaml"):
+        config_and_run_dir(tmp_path, None)

@@ -32,7 +32,6 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..train import load_config, train
-from ..train.checkpoint import LAST, checkpoint_dir
 
 NAME = "train"
 HELP = "train a backbone or the TAMI adapter from a YAML recipe"
@@ -74,8 +73,8 @@ def config_and_run_dir(config: Path, output: Path | None) -> tuple[Path, Path]:
         if not (config / "config.yaml").is_file():
             raise UsageError(f"{config} is a folder without config.yaml; pass a YAML recipe or a run folder")
         return config / "config.yaml", output if output is not None else config
-    if output is None and config.name == "config.yaml" and (checkpoint_dir(config.parent) / LAST).is_file():
-        return config, config.parent
+    if output is None and config.name == "config.yaml" and (config.parent / "commands.txt").is_file():
+        return config, config.parent  # a run folder's own config
     return config, output if output is not None else Path("runs") / config.stem
 
 

@@ -171,8 +171,8 @@ def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[s
                 f"frames {bytes_label(total)}; made {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
                 f"by tami {__version__}")
         (tmp / PAGE).write_text(render_page(title=title, data=data, metrics=section, info=info), encoding="utf-8")
-    logger.info("report: %d methods x %d frames, %s of frames, in %s", len(sources), len(steps),
-                bytes_label(total), out)
+    logger.info("report: %s x %s, %s of frames", count(len(sources), "method"), count(len(steps), "frame"),
+                bytes_label(total))
     return out / PAGE
 
 

@@ -216,7 +216,7 @@ class Trainer:
         fixed = [key for key in _changed_keys(old, to_dict(self.config)) if _fixed_on_resume(key)
                  and not _same_path(key, _get(old, key), _get(to_dict(self.config), key))]
         if fixed:
-            shown = ", ".join(f"{k}: {_get(old, k)!r} there vs {_get(to_dict(self.config), k)!r} now"
+            shown = ", ".join(f"{k}: {_short(_get(old, k))} there vs {_short(_get(to_dict(self.config), k))} now"
                               for k in fixed[:4]) + (f" and {len(fixed) - 4} more" if len(fixed) > 4 else "")
             origin = path.parent.parent if path.parent.name == "checkpoints" else self.run_dir
             raise UsageError(
@@ -538,6 +538,11 @@ def _same_path(key: str, old: Any, new: Any) -> bool:
     if tuple(key.split(".")) not in PATH_KEYS or not isinstance(old, str) or not isinstance(new, str):
         return False
     return os.path.abspath(old) == os.path.abspath(new)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...}" if text.startswith("{") else text[: limit - 4] + " ..."
 
 
 def _resume_hint(run_dir: Path) -> str:
