@@ -182,3 +182,22 @@ def test_a_run_folder_or_its_config_is_its_own_default_output(tmp_path: Path) ->
     assert config_and_run_dir(Path("configs/x.yaml"), None) == (Path("configs/x.yaml"), Path("runs/x"))
     with pytest.raises(UsageError, match="is a folder without config.yaml"):
         config_and_run_dir(tmp_path, None)
+
+
+def test_without_tensorboard_the_run_says_once_that_logs_are_jsonl_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib.util
+
+    from tami.train.logs import RunLog
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with caplog.at_level("INFO", logger="tami.train.logs"):
+        log = RunLog(tmp_path)
+        log.write(1, {"loss/total": 0.5})
+        log.write(2, {"loss/total": 0.25})
+        log.close()
+    said = [r.getMessage() for r in caplog.records if "TensorBoard" in r.getMessage()]
+    assert said == [f"logging to {tmp_path / 'log.jsonl'} only (JSONL); for TensorBoard, pip install 'tami[tensorboard]'"]
+    assert not (tmp_path / "tensorboard").exists()
