@@ -18,7 +18,7 @@ records them as absolute paths, so a run resumes from any folder.
 
 Ctrl-C (SIGINT) and SIGTERM stop after the current iteration with a checkpoint; a second Ctrl-C aborts at once.
 Weights for `tami enhance --model`: the run folder itself, or RUN/export/model.safetensors (stage video) and
-RUN/export/backbone.safetensors (stage image). The whole path, step by step: docs/training.md.
+RUN/export/backbone.safetensors (stage image). The whole path, step by step: docs/workflow.md; memory diagnostics: docs/training.md.
 """
 
 from __future__ import annotations
