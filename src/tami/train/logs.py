@@ -95,12 +95,13 @@ class ProgressBar:
     Args:
         total: the run's total iterations.
         initial: iterations already done (resumed run).
-        enabled: show the bar (rank 0, not quiet).
+        enabled: show the bar (rank 0, not quiet; only ever on a terminal).
     """
 
     def __init__(self, total: int, initial: int, *, enabled: bool) -> None:
-        self._bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, disable=not enabled,
-                         desc="train")
+        # disable=None: tqdm also stays silent when stderr is not a terminal (no carriage-return noise in logs).
+        self._bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True,
+                         disable=None if enabled else True, desc="train")
 
     def update(self, values: dict[str, float] | None = None) -> None:
         """Advance one iteration; refresh the shown values when given."""
