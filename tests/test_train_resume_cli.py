@@ -201,3 +201,31 @@ def test_without_tensorboard_the_run_says_once_that_logs_are_jsonl_only(
     said = [r.getMessage() for r in caplog.records if "TensorBoard" in r.getMessage()]
     assert said == [f"logging to {tmp_path / 'log.jsonl'} only (JSONL); for TensorBoard, pip install 'tami[tensorboard]'"]
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_ctrl_c_in_a_terminal_checkpoints_with_loader_workers(tmp_path: Path) -> None:
+    """A terminal sends SIGINT to the whole process group, data-loading workers included."""
+    import subprocess
+    import sys
+    import time
+
+    config = recipe(tmp_path / "cfg", train={**RECIPE["train"], "iterations": 100000, "checkpoint_every": None,
+                                              "workers": 2, "log_every": 1})
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tami.cli.main", "train", str(config), "-o", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "log.jsonl").is_file() or not (run / "log.jsonl").read_text().strip():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-2000:]
+    step = ckpt.load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    assert step >= 1 and f"Stopped at iteration {step} of 100000; continue with: tami train {run} --resume auto" in out
