@@ -119,3 +119,15 @@ def test_official_weights_of_no_preset_say_how_to_convert_them(tmp_path: Path, c
     assert main(["-q", "enhance", str(files["clip"]), "--model", str(narrow), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "match none of its presets" in err and f"tami convert {narrow} OUT.safetensors --arch retinexformer" in err
+
+
+def test_demo_takes_a_run_folder_and_refuses_weights_without_an_adapter(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("av")
+    out = tmp_path / "demo"
+    assert main(["-q", "demo", "--model", str(files["run"]), "--frames", "3", "--size", "32", "32", "--device", "cpu",
+                 "-o", str(out)]) == 0
+    assert (out / "tami.mp4").is_file()
+    assert main(["-q", "demo", "--model", str(files["image_run"]), "-o", str(tmp_path / "d2")]) == 2
+    assert "holds no TAMI adapter; the demo compares the backbone alone with TAMI" in capsys.readouterr().err

@@ -87,7 +87,7 @@ def _run_export(folder: Path) -> Path:
                      "give a run folder or a weights file")
 
 
-def _format(path: Path) -> str | None:
+def file_format(path: Path) -> str | None:
     """The ``format`` metadata of a safetensors file (``None`` for other files and foreign safetensors)."""
     if path.suffix != ".safetensors":
         return None
@@ -107,7 +107,7 @@ def load_model_spec(spec: str | os.PathLike[str] | None = None) -> ModelChoice:
             is and what to pass instead), or weights that do not fit.
     """
     path = find_weights(spec)
-    fmt = _format(path)
+    fmt = file_format(path)
     if fmt == MODEL_FORMAT:
         return ModelChoice(load_model(path), path, backbone_only=False)
     if fmt == ADAPTER_FORMAT:

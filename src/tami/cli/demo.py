@@ -25,7 +25,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..demo import metrics_table, run_demo
+from ..adapter.io import MODEL_FORMAT
 from ..enhance import EnhanceOptions
+from ..errors import UsageError
+from ..model_files import file_format, find_weights
 
 NAME = "demo"
 HELP = "enhance a built-in low-light clip (or your video) with and without TAMI"
@@ -38,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your video, frame folder or image (default: a held-out synthetic clip)")
     parser.add_argument("-o", "--output", type=Path, default=Path("tami-demo"),
                         help="output folder; an earlier demo's output there is replaced (default: tami-demo)")
-    parser.add_argument("--model", default=None, help="bundled model name or model file (default: bundled)")
+    parser.add_argument("--model", default=None,
+                        help="bundled model name, training run folder or exported model file (default: bundled)")
     parser.add_argument("--frames", type=int, default=30, help="frames to process (default: 30)")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
                         help="frame size of the synthetic clip (default: 256 256)")
@@ -66,8 +70,14 @@ def run(args: argparse.Namespace) -> int:
                               leave=False)
         bars[name].update(1)
 
+    model = None
+    if args.model is not None:
+        model = find_weights(args.model)
+        if file_format(model) != MODEL_FORMAT:
+            raise UsageError(f"{model} holds no TAMI adapter; the demo compares the backbone alone with TAMI, so it "
+                             "needs a model: a stage-video run folder or its export/model.safetensors")
     try:
-        result = run_demo(args.output, args.video, model=args.model, frames=args.frames, size=tuple(args.size),
+        result = run_demo(args.output, args.video, model=model, frames=args.frames, size=tuple(args.size),
                           options=options, on_frame=progress)
     finally:
         for bar in bars.values():
