@@ -48,3 +48,15 @@ def test_directory_replaces_old_one_only_on_success(tmp_path):
         (tmp / "new.png").write_bytes(b"new")
     assert [p.name for p in target.iterdir()] == ["new.png"]
     assert _mode(target) & 0o755 == 0o755
+
+
+def test_safetensors_exports_respect_the_umask(tmp_path):
+    from tami import backbones
+
+    old = os.umask(0o022)
+    try:
+        path = backbones.save(backbones.create("retinexformer", n_feat=8, num_blocks=[1, 1, 1]),
+                              tmp_path / "b.safetensors")
+    finally:
+        os.umask(old)
+    assert _mode(path) == 0o644  # safetensors itself creates private 0600 files

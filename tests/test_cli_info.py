@@ -62,7 +62,7 @@ def test_convert_errors_are_one_line_with_exit_code(tmp_path, capsys):
 
     src = tmp_path / "small.pth"
     torch.save(tb.create("retinexformer", n_feat=8, num_blocks=[1, 1, 1]).state_dict(), src)
-    assert main(["convert", str(src), str(tmp_path / "out.pth")]) == 1
+    assert main(["convert", str(src), str(tmp_path / "out.pth")]) == 2  # a usage error
     assert "must end in .safetensors" in capsys.readouterr().err
 
     # An unknown backbone name is a usage error with suggestions.
@@ -77,3 +77,15 @@ def test_convert_with_explicit_preset_logs_what_it_wrote(tmp_path, capsys):
     assert main(["convert", str(src), str(out), "--backbone", "retinexformer.lol_v1"]) == 0
     assert "1,605,701 parameters" in capsys.readouterr().err
     assert tb.load(out).config == tb.create("retinexformer").config
+
+
+def test_info_pattern_matching_nothing_says_so_and_lists_the_bundled_models(capsys):
+    assert main(["info", "retinexformr*"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no backbone or preset matches 'retinexformr*'" in captured.err and "bundled models: demo" in captured.err
+    assert main(["info", "demo"]) == 0
+    assert "demo: bundled model (retinexformer + TAMI adapter)" in capsys.readouterr().out
+    assert main(["info", "restormer"]) == 0
+    out = capsys.readouterr().out
+    assert "bundled models (tami enhance --model NAME): demo" in out and "size: frame sides are padded" in out

@@ -33,11 +33,11 @@ def _sdsd_tree(root: Path) -> Path:
     return root
 
 
-def _parse(module, argv: list[str]) -> argparse.Namespace:
+def _parse(module, argv: list[str], quiet: bool = True) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("-q", "--quiet", action="store_true")
     module.add_arguments(parser)
-    return parser.parse_args(["-q", *argv])
+    return parser.parse_args(["-q", *argv] if quiet else argv)
 
 
 def test_clean_dataset_passes(tmp_path: Path) -> None:
@@ -68,12 +68,17 @@ def test_problems_are_each_reported(tmp_path: Path) -> None:
 
 def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _sdsd_tree(tmp_path)
-    assert data_cli.run(_parse(data_cli, ["check", str(root), "--layout", "sdsd"])) == 0
+    assert data_cli.run(_parse(data_cli, ["check", str(root), "--layout", "sdsd"], quiet=False)) == 0
     assert "no problems found" in capsys.readouterr().out
+    assert data_cli.run(_parse(data_cli, ["check", str(root), "--layout", "sdsd"])) == 0
+    assert capsys.readouterr().out == ""  # -q: no summary
     (root / "indoor_np" / "GT" / "pair2" / "0000.npy").unlink()
-    assert data_cli.run(_parse(data_cli, ["check", str(root), "--layout", "sdsd"])) == 1
+    assert data_cli.run(_parse(data_cli, ["check", str(root), "--layout", "sdsd"], quiet=False)) == 1
     out = capsys.readouterr().out
     assert "count mismatch: pair2: 3 input vs 2 GT frames" in out and "1 count mismatch" in out
+    assert data_cli.run(_parse(data_cli, ["check", str(root), "--layout", "sdsd"])) == 1
+    assert capsys.readouterr().out.splitlines() == [  # -q: the problems only
+        "count mismatch: pair2: 3 input vs 2 GT frames", "missing frames: pair2: no GT for 0000.npy"]
 
 
 def test_sdsd_convert_to_png_splits_by_protocol_and_flips_bgr(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_demo_on_a_user_video_scores_only_the_reference_free_ewarp(tmp_path: Pat
 
 def test_demo_command_prints_the_table_and_the_comparison(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["-q", "demo", "-o", str(out), "--frames", "3", "--size", "64", "64", "--device", "cpu"]) == 0
+    assert main(["demo", "-o", str(out), "--frames", "3", "--size", "64", "64", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "| backbone |" in printed and "| tami |" in printed
     assert "TAMI vs backbone alone: E_warp" in printed and str(out) in printed

@@ -341,9 +341,9 @@ def test_thousand_frames_stream_with_flat_memory(tmp_path: Path, model_file: Pat
 
 # -- errors: one line each, nothing partial left ------------------------------------------------------------------
 
-def _run_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+def _run_error(argv: list[str], capsys: pytest.CaptureFixture[str], code: int = 1) -> str:
     capsys.readouterr()
-    assert main(["-q", "enhance", *argv]) == 1
+    assert main(["-q", "enhance", *argv]) == code
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]
@@ -364,14 +364,14 @@ def test_errors_are_one_line_and_leave_no_output(tmp_path: Path, model_file: Pat
         (["corrupt.mp4", "-o", "out/o.mp4"], "corrupt"),
         (["good.mp4", "-o", "a_file/o.mp4"], "cannot write"),
         (["good.mp4", "-o", "out/o.mp4", "--precision", "fp16"], "not supported on the CPU"),
-        (["good.mp4", "-o", "out/o.mp4", "--shard", "2/2"], "--shard"),
+        (["good.mp4", "-o", "out/o.mp4", "--shard", "2/2"], "--shard"),  # usage errors: exit code 2
         (["good.mp4", "-o", "out/o.mp4", "--shard", "one/two"], "--shard"),
     ]
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
         for argv, words in cases:
-            assert words in _run_error([*argv, *model], capsys)
+            assert words in _run_error([*argv, *model], capsys, code=2 if "--shard" in argv else 1)
             assert _everything(out) == []
         assert (tmp_path / "a_file").read_text() == "x"
     finally:
@@ -403,7 +403,7 @@ def test_bad_model_files_are_one_error(tmp_path: Path, model_file: Path, capsys:
     (tmp_path / "notes.safetensors").write_text("not weights")
     out = tmp_path / "out"
     out.mkdir()
-    cases = {"urwkv.safetensors": "do not fit urwkv", "adapter.safetensors": "not a tami.model file",
+    cases = {"urwkv.safetensors": "do not fit urwkv", "adapter.safetensors": "is an adapter alone, without its backbone",
              "notes.safetensors": "cannot read", "missing.safetensors": "does not exist", "nope/x": "does not exist"}
     for name, words in cases.items():
         line = _run_error([str(good), "-o", str(out / "o.mp4"), "--model", str(tmp_path / name)], capsys)

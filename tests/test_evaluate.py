@@ -46,7 +46,7 @@ def test_evaluate_two_methods_writes_everything_and_ranks(tmp_path: Path, capsys
     root = _dataset(tmp_path / "data")
     out = tmp_path / "out"
     cache = tmp_path / "flows"
-    code = main(["-q", "evaluate", "--gt", str(root / "GT"), "--method", f"flicker={root / 'flicker'}",
+    code = main(["evaluate", "--gt", str(root / "GT"), "--method", f"flicker={root / 'flicker'}",
                  "--method", f"good={root / 'good'}", "--flow-preset", "fast", "--flow-cache", str(cache),
                  "-o", str(out)])
     assert code == 0
@@ -114,7 +114,7 @@ def test_protocol_selects_split_and_frame_range(tmp_path: Path, capsys) -> None:
     assert all(len(v["frames"]) == 30 and v["scores"]["psnr"] == "inf" for v in videos)
     (tmp_path / "pred" / "pair70" / "0029.png").unlink()
     code = main(["-q", "evaluate", "--gt", str(gt_root), "--pred", str(tmp_path / "pred"), "--metrics", "psnr",
-                 "--protocol", "sdsd-dynamic", "--no-plots", "-o", str(out)])
+                 "--protocol", "sdsd-dynamic", "--no-plots", "-o", str(out), "--force"])
     assert code == 1 and "video 'pair70'" in capsys.readouterr().err
 
 

@@ -106,7 +106,7 @@ def test_report_cli_with_folders(tmp_path: Path, capsys: pytest.CaptureFixture[s
         for i, frame in enumerate(clip):
             cv2.imwrite(str(folder / f"{100 + i}.png"), np.rint(frame[:, :, ::-1] * 255).astype(np.uint8))
     out = tmp_path / "report"
-    code = main(["-q", "report", "--method", f"low={tmp_path / 'low'}", "--method", f"tami={tmp_path / 'tami'}",
+    code = main(["report", "--method", f"low={tmp_path / 'low'}", "--method", f"tami={tmp_path / 'tami'}",
                  "--gt", str(tmp_path / "gt"), "--metrics", "psnr", "--frames", "1:5", "-o", str(out)])
     assert code == 0
     assert "file://" in capsys.readouterr().out
@@ -114,4 +114,4 @@ def test_report_cli_with_folders(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert data["alignment"] == "name" and data["labels"] == ["101", "102", "103", "104"]
     summary = (out / "metrics" / "summary.csv").read_text()
     assert "low" in summary and "tami" in summary
-    assert main(["-q", "report", "--method", "x", "-o", str(tmp_path / "bad")]) == 1
+    assert main(["-q", "report", "--method", "x", "-o", str(tmp_path / "bad")]) == 2

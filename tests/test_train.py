@@ -299,14 +299,16 @@ def test_cli_records_the_run_and_refuses_to_overwrite_it(
         "val": {"data": None},
     }))
     run = tmp_path / "run"
-    assert main(["-q", "train", str(config_file), "--set", "train.iterations=2", "-o", str(run)]) == 0
+    assert main(["train", str(config_file), "--set", "train.iterations=2", "-o", str(run)]) == 0
     assert "Trained 2 iterations" in capsys.readouterr().out
     recorded = (run / "config.yaml").read_text()
     assert "command:" in recorded and "--set train.iterations=2" in recorded and "iterations: 2" in recorded
     assert len((run / "commands.txt").read_text().splitlines()) == 1
-    assert main(["-q", "train", str(config_file), "-o", str(run)]) == 1
-    assert "already holds a run" in capsys.readouterr().err
+    assert main(["-q", "train", str(config_file), "-o", str(run)]) == 2
+    assert f"continue it with: tami train {run} --resume auto" in capsys.readouterr().err
+    # -q prints nothing on success, not even the summary.
     assert main(["-q", "train", str(config_file), "--set", "train.iterations=3", "--resume", "auto", "-o", str(run)]) == 0
+    assert capsys.readouterr() == ("", "")
     assert [e["step"] for e in read_log(run / "log.jsonl")] == [1, 2, 3]
-    assert main(["-q", "train", str(config_file), "--set", "optim.lrr=1", "-o", str(tmp_path / "x")]) == 1
+    assert main(["-q", "train", str(config_file), "--set", "optim.lrr=1", "-o", str(tmp_path / "x")]) == 2
     assert "did you mean lr" in capsys.readouterr().err

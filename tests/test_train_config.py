@@ -24,7 +24,20 @@ MINIMAL = {"data": {"synthetic": {"videos": 2}}}
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_parse(path: Path) -> None:
-    config = load_config(path)
+    def placeholders(node, where=""):
+        if isinstance(node, dict):
+            return [k for key, value in node.items() for k in placeholders(value, f"{where}{key}.")]
+        return [where.rstrip(".")] if isinstance(node, str) and "SET_ME" in node else []
+
+    keys = placeholders(read_yaml(path))
+    overrides = []
+    if keys:
+        # Every placeholder is reported at once, by its dotted key.
+        with pytest.raises(InputError, match=f"the config still has {len(keys)} placeholders? to fill in") as exc:
+            load_config(path)
+        assert all(f"{key}=SET_ME" in str(exc.value) for key in keys), str(exc.value)
+        overrides = [f"{key}=/data/x" for key in keys]
+    config = load_config(path, overrides)
     assert config.stage in ("image", "video")
     # The resolved dump loads back to the same config.
     assert from_dict(read_yaml_text(dump_yaml(config, "x"))) == config
@@ -202,3 +215,19 @@ def test_load_rejects_foreign_and_corrupt_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         ckpt.resolve_resume(str(tmp_path / "missing.pt"), tmp_path)
     assert ckpt.resolve_resume("auto", tmp_path / "fresh") is None
+
+
+def test_relative_paths_are_relative_to_the_config_file_and_set_values_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "c.yaml").write_text("model: {backbone_weights: ../w/b.pth}\ndata: {root: data, synthetic: "
+                                   "{sources: 'builtin:train'}}\nval: {data: {root: /abs/val}}\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config("recipes/c.yaml", ["model.adapter_weights=a.safetensors", "data.synthetic.sources=photos"])
+    assert config.model.backbone_weights == str(tmp_path / "w" / "b.pth")
+    assert config.data.root == str(folder / "data") and config.val.data.root == "/abs/val"
+    assert config.model.adapter_weights == str(tmp_path / "a.safetensors")
+    assert config.data.synthetic.sources == str(tmp_path / "photos")
+    assert load_config("recipes/c.yaml").data.synthetic.sources == "builtin:train"

@@ -45,6 +45,8 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
                 shutil.rmtree(target)
             os.replace(tmp, target)
         else:
+            # Some writers (safetensors) replace the reserved file with a new private one: set the mode again.
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, target)
     except BaseException:
         if tmp.is_dir():

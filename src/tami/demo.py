@@ -24,6 +24,7 @@ from .data.synthetic import builtin_images, synthesize_clip
 from .data.video import open_video, open_writer
 from .enhance import EnhanceOptions, Enhancer, load_enhancement_model
 from .errors import InputError
+from .wording import count
 from .metrics import FlowCache, ewarp, mabd, psnr, ssim
 from .report import build_report
 from .timeslice import SliceLine, save_time_slices, time_slices
@@ -187,7 +188,7 @@ def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | No
     with atomic_path(target, directory=True) as out:
         files = _write_outputs(out, panels, fps)
         table = metrics_table(rows)
-        (out / "metrics.md").write_text(f"# tami demo\n\nSource: {source}, {len(lq)} frames.\n\n{table}\n")
+        (out / "metrics.md").write_text(f"# tami demo\n\nSource: {source}, {count(len(lq), 'frame')}.\n\n{table}\n")
         (out / "metrics.json").write_text(json.dumps({"source": source, "frames": len(lq), "metrics": rows,
                                                       "seconds": seconds}, indent=2))
         files += [out / "metrics.md", out / "metrics.json"]

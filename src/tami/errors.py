@@ -1,8 +1,14 @@
-"""Errors raised for bad user input: the CLI prints them as one line, without a traceback."""
+"""Errors raised for bad user input: the CLI prints them as one line, without a traceback.
+
+Exit codes (the same for every command): 2 for usage and config errors, which are found before any work starts
+(:class:`UsageError`), 1 for every other failure while working (:class:`TamiError` and its other subclasses).
+"""
 
 
 class TamiError(Exception):
     """Base class of every error that is the user's to fix; the message says what and how."""
+
+    exit_code = 1
 
 
 class CheckpointError(TamiError):
@@ -15,3 +21,9 @@ class InputError(TamiError, ValueError):
 
 class FetchError(TamiError):
     """Downloading or verifying external data (the photo pool's packages) failed; the message says how to retry."""
+
+
+class UsageError(InputError):
+    """A command line option or config value that cannot work as given (exit code 2)."""
+
+    exit_code = 2

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import InputError
+from .errors import InputError, UsageError
 
 
 def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
@@ -236,12 +236,12 @@ class Loss(nn.Module):
 
 
 def build_loss(config: dict[str, float]) -> Loss:
-    """Build a :class:`Loss` from ``{"term": weight}``; unknown terms raise :class:`InputError`."""
+    """Build a :class:`Loss` from ``{"term": weight}``; unknown terms raise :class:`UsageError` (a config error)."""
     known = {*RECONSTRUCTION, *CLIP, *TEMPORAL}
     unknown = sorted(set(config) - known)
     if unknown:
-        raise InputError(f"unknown loss term(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise UsageError(f"unknown loss term(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for name, weight in config.items():
         if not isinstance(weight, (int, float)) or weight < 0:
-            raise InputError(f"loss weight of {name!r} must be a non-negative number, got {weight!r}")
+            raise UsageError(f"loss weight of {name!r} must be a non-negative number, got {weight!r}")
     return Loss(dict(config))

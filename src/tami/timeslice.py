@@ -30,7 +30,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .data.video import open_video, to_float_rgb
-from .errors import InputError
+from .errors import InputError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def parse_frames(text: str | None) -> slice | None:
     if len(parts) == 1 and values and values[0] is not None:
         return slice(values[0], values[0] + 1 if values[0] != -1 else None)
     if len(parts) != 2 or not values:
-        raise InputError(f"--frames expects A:B (frame positions, like a Python slice), got {text!r}")
+        raise UsageError(f"--frames expects A:B (frame positions, like a Python slice), got {text!r}")
     return slice(values[0], values[1])
 
 

@@ -27,6 +27,37 @@ from .registry import BACKBONES, PRESETS, create
 
 FORMAT = "tami.backbone"
 _WRAPPERS = ("params_ema", "params", "state_dict", "model", "net", "network")
+# tami's other files, named when one lands where a backbone is expected (written by tami.adapter.io and tami.train).
+_OTHER_FORMATS = {
+    "tami.model": "a tami model file (backbone + adapter, for tami enhance --model), not a backbone file; a "
+                  "stage-image run exports its backbone as export/backbone.safetensors",
+    "tami.adapter": "a tami adapter file (the adapter alone), not a backbone file; a stage-image run exports its "
+                    "backbone as export/backbone.safetensors",
+}
+TRAIN_CHECKPOINT = "tami.train-checkpoint"
+
+
+class UnknownConfiguration(CheckpointError):
+    """Weights of a known architecture whose shapes match none of its presets: the caller must give the
+    constructor arguments. ``arch`` names the architecture, ``detail`` how the weights differ from the closest
+    preset, whose constructor arguments are ``closest`` (callers add how to give the arguments in their own
+    terms)."""
+
+    def __init__(self, arch: str, detail: str, closest: dict[str, Any]) -> None:
+        example = ", ".join(f"{k}={v!r}" for k, v in closest.items()) or "..."
+        super().__init__(f"{detail}; give the constructor arguments it was trained with, e.g. "
+                         f"tami.backbones.load(path, {arch!r}, {example})")
+        self.arch = arch
+        self.detail = detail
+        self.closest = dict(closest)
+
+
+def training_checkpoint_hint(path: Path, stage: Any) -> str:
+    """What to use instead of the training checkpoint ``path`` (``RUN/checkpoints/*.pt``) as weights."""
+    run = path.parent.parent if path.parent.name == "checkpoints" else Path("RUN")
+    wanted = "backbone.safetensors" if stage == "image" else "model.safetensors"
+    return (f"{path} is a tami training checkpoint (the state tami train --resume continues), not weights; use "
+            f"{run / 'export' / wanted} (or the run folder {run} itself with tami enhance --model)")
 
 
 def canonicalize(obj: Any) -> dict[str, Tensor]:
@@ -85,6 +116,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], di
         raise CheckpointError(f"cannot read {path} as a torch checkpoint: {reason}") from None
     except Exception as exc:
         raise CheckpointError(f"cannot read {path} as a torch checkpoint: {exc}") from None
+    if isinstance(obj, Mapping) and obj.get("format") == TRAIN_CHECKPOINT:
+        raise CheckpointError(training_checkpoint_hint(path, obj.get("stage")))
     return canonicalize(obj), {}
 
 
@@ -161,24 +194,46 @@ def save(model: Backbone, path: str | os.PathLike[str], extra_metadata: Mapping[
     return Path(path)
 
 
-def _matches(state_dict: Mapping[str, Tensor], name: str, config: dict[str, Any]) -> bool:
+def _differences(state_dict: Mapping[str, Tensor], name: str, config: dict[str, Any]) -> list[str]:
+    """How ``state_dict`` differs from ``name`` built with ``config``: missing, unexpected and mis-shaped keys."""
     with torch.device("meta"):
         model = create(name, **config)
     own = model.state_dict()
-    return own.keys() == state_dict.keys() and all(own[k].shape == state_dict[k].shape for k in own)
+    return ([f"missing {k}" for k in own if k not in state_dict]
+            + [f"unexpected {k}" for k in state_dict if k not in own]
+            + [f"{k} is {tuple(state_dict[k].shape)}, not {tuple(own[k].shape)}" for k in own
+               if k in state_dict and state_dict[k].shape != own[k].shape])
 
 
 def infer_config(state_dict: Mapping[str, Tensor], arch: str) -> dict[str, Any]:
-    """Constructor arguments of ``arch`` whose tensor shapes equal ``state_dict``'s (tries every preset)."""
-    candidates = [PRESETS.get(p) for p in PRESETS.names(f"{arch}.*")]
-    for preset in [None, *candidates]:
-        config = {} if preset is None else preset.kwargs
-        if _matches(state_dict, arch, config):
+    """Constructor arguments of ``arch`` whose tensor shapes equal ``state_dict``'s (tries every preset).
+
+    Raises:
+        UnknownConfiguration: no preset fits; the message names the closest one and how the file differs.
+    """
+    names = [arch, *PRESETS.names(f"{arch}.*")]
+    closest: tuple[int, str, list[str], dict[str, Any]] | None = None
+    for name in names:
+        config = {} if name == arch else PRESETS.get(name).kwargs
+        diff = _differences(state_dict, arch, config)
+        if not diff:
             return dict(config)
-    raise CheckpointError(
-        f"the weights are a {arch} checkpoint but match none of its presets "
-        f"({', '.join(PRESETS.names(f'{arch}.*')) or 'none'}); pass its configuration explicitly, e.g. "
-        f"tami.backbones.load(path, {arch!r}, <official constructor arguments>)"
+        if closest is None or len(diff) < closest[0]:
+            with torch.device("meta"):
+                full = dict(getattr(create(arch, **config), "config", None) or config)
+            closest = (len(diff), name, diff, full)
+    assert closest is not None
+    count, name, diff, kwargs = closest
+    if all(d.startswith("missing ") for d in diff):
+        shown = ", ".join(d[len("missing "):] for d in diff[:3]) + (f" and {count - 3} more" if count > 3 else "")
+        raise CheckpointError(
+            f"the weights are a {arch} checkpoint that lacks {count} tensor{'s' if count != 1 else ''} of {name} "
+            f"({shown}); the file is incomplete: save the whole state_dict again"
+        )
+    shown = ", ".join(diff[:3]) + (f" and {count - 3} more" if count > 3 else "")
+    raise UnknownConfiguration(
+        arch, f"the weights are a {arch} checkpoint but match none of its presets; the closest, {name}, differs in "
+        f"{count} tensor{'s' if count != 1 else ''} ({shown})", kwargs,
     )
 
 
@@ -193,6 +248,8 @@ def load(path: str | os.PathLike[str], name: str | None = None, **overrides: Any
         CheckpointError: unreadable file, unknown architecture, or weights that do not fit.
     """
     state_dict, metadata = read_checkpoint(path)
+    if metadata.get("format") in _OTHER_FORMATS:
+        raise CheckpointError(f"{path} is {_OTHER_FORMATS[metadata['format']]}")
     if metadata.get("format") == FORMAT and name is None:
         model = create(metadata["arch"], **{**json.loads(metadata["config"]), **overrides})
         return load_state_dict(model, state_dict)
@@ -201,7 +258,7 @@ def load(path: str | os.PathLike[str], name: str | None = None, **overrides: Any
         if name is None:
             raise CheckpointError(
                 f"cannot tell which backbone {path} holds (its keys match none of {', '.join(BACKBONES.names())}); "
-                "name it explicitly"
+                "name it explicitly (tami convert --arch NAME; model.backbone in a training config)"
             )
     arch = name.partition(".")[0]
     if arch not in BACKBONES:

@@ -3,8 +3,8 @@
   tami data check ROOT --layout sdsd      report missing pairs, frame-count mismatches, unreadable frames
   tami data convert SDSD_ROOT OUT         SDSD .npy (BGR) -> RGB PNG frames in the generic paired layout
 
-Layouts: generic (ROOT/{input,GT}/<video>/<frame>), sdsd, smid, did; see DATASETS.md. `check` exits with 1 when
-it finds problems, so it can guard scripts.
+Layouts: generic (ROOT/{input,GT}/<video>/<frame>), sdsd, smid, did; their folders and official splits are
+described in docs/datasets.md. `check` exits with 1 when it finds problems, so it can guard scripts.
 """
 
 from __future__ import annotations
@@ -28,14 +28,22 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    check = sub.add_parser("check", help="report missing pairs, count mismatches and unreadable frames")
+    check = sub.add_parser(
+        "check", help="report missing pairs, count mismatches and unreadable frames",
+        description="Check a paired dataset before training on it: every video has input and GT frames, the counts "
+                    "match, and (unless --quick) every frame decodes. Prints one line per problem and a summary; "
+                    "exits with 1 when there are problems. Layouts: docs/datasets.md.")
     check.add_argument("root", type=Path, help="dataset root")
     check.add_argument("--layout", default="generic", choices=LAYOUTS.names(), help="dataset layout (default: generic)")
     check.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS), help="SDSD: only this protocol's folders")
     check.add_argument("--scene", default=None, choices=("indoor", "outdoor"), help="SDSD: only this scene")
     check.add_argument("--quick", action="store_true", help="check names and counts only; do not decode frames")
     check.add_argument("--max-issues", type=int, default=50, help="issues printed (default: 50; all are counted)")
-    convert = sub.add_parser("convert", help="SDSD .npy -> PNG frames in the generic layout, split by protocol")
+    convert = sub.add_parser(
+        "convert", help="SDSD .npy -> PNG frames in the generic layout, split by protocol",
+        description="Convert an SDSD release (.npy frames, BGR) to RGB PNG frames in the generic paired layout "
+                    "OUT/{train,test}/{input,GT}/<video>/, split by the protocol's training and test videos. "
+                    "The output appears only once complete.")
     convert.add_argument("root", type=Path, help="SDSD root (indoor_np, outdoor_static_np, ...) or one scene folder")
     convert.add_argument("out", type=Path, help="output folder")
     convert.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS),
@@ -47,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     quiet = getattr(args, "quiet", False)
-    with tqdm(unit="video", disable=quiet) as bar:
+    with tqdm(unit="video", disable=True if quiet else None) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
@@ -58,13 +66,14 @@ def _check(args: argparse.Namespace) -> int:
         print(issue)
     if len(report.issues) > args.max_issues:
         print(f"... and {len(report.issues) - args.max_issues} more")
-    print(report.summary())
+    if not quiet:
+        print(report.summary())
     return 0 if report.ok else 1
 
 
 def _convert(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    with tqdm(unit="frame", disable=getattr(args, "quiet", False)) as bar:
+    with tqdm(unit="frame", disable=True if getattr(args, "quiet", False) else None) as bar:
         out = convert_sdsd(args.root, args.out, protocol=args.protocol, scene=args.scene, workers=args.workers,
                            overwrite=args.overwrite, progress=bar.update)
         frames = bar.n

@@ -25,7 +25,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..demo import metrics_table, run_demo
+from ..adapter.io import MODEL_FORMAT
 from ..enhance import EnhanceOptions
+from ..errors import UsageError
+from ..model_files import file_format, find_weights
 
 NAME = "demo"
 HELP = "enhance a built-in low-light clip (or your video) with and without TAMI"
@@ -38,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your video, frame folder or image (default: a held-out synthetic clip)")
     parser.add_argument("-o", "--output", type=Path, default=Path("tami-demo"),
                         help="output folder; an earlier demo's output there is replaced (default: tami-demo)")
-    parser.add_argument("--model", default=None, help="bundled model name or model file (default: bundled)")
+    parser.add_argument("--model", default=None,
+                        help="bundled model name, training run folder or exported model file (default: bundled)")
     parser.add_argument("--frames", type=int, default=30, help="frames to process (default: 30)")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
                         help="frame size of the synthetic clip (default: 256 256)")
@@ -46,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--max-side", type=int, default=512, metavar="N",
                         help="process your video at most N pixels on its longer side (default: 512)")
+
+
+def change(new: float, old: float) -> str:
+    """Relative change as a signed percentage with one decimal; no "-0.0%" for a change that rounds to zero."""
+    percent = round(100 * (new / old - 1), 1) if old else float("nan")
+    return f"{percent + 0.0:+.1f}%"  # + 0.0 turns -0.0 into 0.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,25 +66,33 @@ def run(args: argparse.Namespace) -> int:
         if name not in bars:
             for earlier in bars.values():
                 earlier.close()
-            bars[name] = tqdm(total=total, desc=name, unit="frame", disable=args.quiet, leave=False)
+            bars[name] = tqdm(total=total, desc=name, unit="frame", disable=True if args.quiet else None,
+                              leave=False)
         bars[name].update(1)
 
+    model = None
+    if args.model is not None:
+        model = find_weights(args.model)
+        if file_format(model) != MODEL_FORMAT:
+            raise UsageError(f"{model} holds no TAMI adapter; the demo compares the backbone alone with TAMI, so it "
+                             "needs a model: a stage-video run folder or its export/model.safetensors")
     try:
-        result = run_demo(args.output, args.video, model=args.model, frames=args.frames, size=tuple(args.size),
+        result = run_demo(args.output, args.video, model=model, frames=args.frames, size=tuple(args.size),
                           options=options, on_frame=progress)
     finally:
         for bar in bars.values():
             bar.close()
-    print(f"tami demo: {result.source}, {result.frames} frames")
-    print()
-    print(metrics_table(result.metrics))
-    print()
-    rows = result.metrics
-    if "mabd" in rows.get("tami", {}):
-        b, t = rows["backbone"], rows["tami"]
-        print(f"TAMI vs backbone alone: E_warp {100 * (t['ewarp'] / b['ewarp'] - 1):+.1f}%, "
-              f"MABD {100 * (t['mabd'] / b['mabd'] - 1):+.1f}%, PSNR {t['psnr'] - b['psnr']:+.2f} dB "
-              "(lower E_warp/MABD = steadier video)")
-    print(f"Wrote {len(result.files)} files to {result.out_dir}/ (open {result.out_dir / 'report' / 'index.html'} in a browser; compare.mp4 shows all versions).")
+    if not args.quiet:
+        print(f"tami demo: {result.source}, {result.frames} frame{'' if result.frames == 1 else 's'}")
+        print()
+        print(metrics_table(result.metrics))
+        print()
+        rows = result.metrics
+        if "mabd" in rows.get("tami", {}):
+            b, t = rows["backbone"], rows["tami"]
+            print(f"TAMI vs backbone alone: E_warp {change(t['ewarp'], b['ewarp'])}, MABD {change(t['mabd'], b['mabd'])}, "
+                  f"PSNR {round(t['psnr'] - b['psnr'], 2) + 0.0:+.2f} dB (lower E_warp/MABD = steadier video)")
+        print(f"Wrote {len(result.files)} files to {result.out_dir}/ (open {result.out_dir / 'report' / 'index.html'} "
+              "in a browser; compare.mp4 shows all versions).")
     logger.info("Processed %d frames twice in %.1f seconds.", result.frames, sum(result.seconds.values()))
     return 0

@@ -15,6 +15,13 @@ Examples:
   tami enhance dark.mp4
   tami enhance clips/*.mp4 -o enhanced/ --shard $SLURM_ARRAY_TASK_ID/8 --skip-existing
   tami enhance dark.mp4 --backbone-only --compare
+  tami enhance dark.mp4 --model runs/demo_video          # your trained run (its best, else final, export)
+
+--model takes a bundled name, a training run folder, an exported model (RUN/export/model.safetensors), an
+exported backbone (RUN/export/backbone.safetensors) or an official backbone checkpoint (.pth/.safetensors, detected
+as tami convert does); the last two hold no adapter and run backbone-only.
+
+The model's output is not clamped inside the network; written frames are clipped to the valid range.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..enhance import DEFAULT_MODEL, EnhanceOptions, Enhancer, load_enhancement_model
+from ..enhance import DEFAULT_MODEL, EnhanceOptions, Enhancer
+from ..model_files import describe, load_model_spec
 from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ..errors import InputError, TamiError
+from ..errors import TamiError, UsageError
 
 NAME = "enhance"
 HELP = "enhance dark videos, frame folders or images"
@@ -40,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="output path (one input) or output folder (several inputs)")
     parser.add_argument("--model", default=None,
-                        help=f"bundled model name or .safetensors model file (default: bundled {DEFAULT_MODEL!r})")
+                        help="bundled name, training run folder, exported model or backbone file, or official "
+                             f"backbone checkpoint (default: bundled {DEFAULT_MODEL!r}; see above)")
     parser.add_argument("--backbone-only", action="store_true",
                         help="run the frozen image backbone frame by frame, without the temporal adapter")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -65,9 +74,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
-        raise InputError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
+        raise UsageError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
     if n < 1 or not 0 <= k < n:
-        raise InputError(f"--shard K/N needs N >= 1 and 0 <= K < N, got {text!r}")
+        raise UsageError(f"--shard K/N needs N >= 1 and 0 <= K < N, got {text!r}")
     return k, n
 
 
@@ -93,16 +102,18 @@ def run(args: argparse.Namespace) -> int:
         inputs = inputs[k::n]
     several = len(args.inputs) > 1
     if several and args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
-        raise InputError(f"with several inputs -o must be a folder, got file name {args.output}")
-    tag = "backbone" if args.backbone_only else "tami"
+        raise UsageError(f"with several inputs -o must be a folder, got file name {args.output}")
+    choice = load_model_spec(args.model)
+    backbone_only = args.backbone_only or choice.backbone_only
+    tag = "backbone" if backbone_only else "tami"
     jobs = []
     seen: dict[Path, Path] = {}
     for source in inputs:
         target = output_path(source, args.output, several, tag)
         if target.resolve() == source.resolve():
-            raise InputError(f"output {target} would overwrite its input; choose another -o")
+            raise UsageError(f"output {target} would overwrite its input; choose another -o")
         if target in seen:
-            raise InputError(f"inputs {seen[target]} and {source} would both be written to {target}; "
+            raise UsageError(f"inputs {seen[target]} and {source} would both be written to {target}; "
                              "rename one or enhance them in separate calls")
         seen[target] = source
         if args.skip_existing and target.exists():
@@ -117,16 +128,17 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         memory=args.memory,
         max_side=args.max_side,
-        backbone_only=args.backbone_only,
+        backbone_only=backbone_only,
         scene_cut=None if args.no_scene_cut else args.scene_cut,
     )
-    enhancer = Enhancer(load_enhancement_model(args.model), options)
-    logger.info("model: %s on %s (%s%s)", args.model or DEFAULT_MODEL, enhancer.device, args.precision,
-                ", backbone only" if args.backbone_only else "")
+    enhancer = Enhancer(choice.model, options)
+    logger.info("model: %s on %s (%s%s)", describe(choice), enhancer.device, args.precision,
+                ", backbone only" if backbone_only else "")
     total_frames, total_seconds = 0, 0.0
     failed: list[Path] = []
     for source, target in jobs:
-        bar = tqdm(desc=source.name, unit="frame", disable=args.quiet, dynamic_ncols=True, leave=False)
+        bar = tqdm(desc=source.name, unit="frame", disable=True if args.quiet else None,
+                   dynamic_ncols=True, leave=False)
 
         def start(info, bar=bar) -> None:  # noqa: ANN001
             bar.reset(total=info.count)

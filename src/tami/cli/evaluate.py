@@ -1,4 +1,4 @@
-"""Score enhanced videos against ground truth: PSNR, SSIM, E_warp and MABD, as pinned in DESIGN.md.
+"""Score enhanced videos against ground truth: PSNR, SSIM, E_warp and MABD (definitions: docs/metrics.md).
 
 Each folder (GT, --pred, every --method) holds one sub-folder of frames or one video file per video, matched by
 name; frames are matched by file name (video files by order). Frames are quantised to 8 bits first. A video's score
@@ -9,6 +9,9 @@ of each method per metric (PSNR/SSIM higher is better, E_warp/MABD lower) and th
 
 Writes into -o OUT: results.json (everything, with per-frame values and every setting), summary.csv,
 per_video.csv, results.md, and plots/<video>.png (MABD brightness curves and per-frame PSNR; needs matplotlib).
+An earlier results folder is not replaced unless --force is given. --report also writes OUT/report/: one
+`tami report` page per video (synchronised playback, time slices) linked from OUT/report/index.html, which shows
+the dataset table.
 
 examples:
   tami evaluate --pred out/retinexformer --gt SDSD-indoor/eval/GT --protocol sdsd-dynamic -o eval/
@@ -18,6 +21,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import html
 import logging
 import shlex
 import sys
@@ -27,7 +31,11 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..errors import InputError
+from ..errors import UsageError
+from ..metrics.report import EvaluationReport, MethodScores
+from ..report import build_report
+from ..report.dataset import href, write_per_video
+from ..report.page import html_table
 from ..metrics import DEFAULT_METRICS, FlowCache, create_metric, list_metrics
 from ..metrics.evaluation import Evaluator
 from ..metrics.flow import DIS_PRESETS
@@ -37,6 +45,7 @@ from ..metrics.protocols import PROTOCOLS
 from ..metrics.registry import Metric
 from ..metrics.report import dataset_table, render_text, settings_lines, video_table, write_report
 from ..metrics.temporal import FLOW_SOURCES
+from ..wording import count
 from .options import parse_methods
 
 NAME = "evaluate"
@@ -56,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--bgr-npy", action="store_true", help=".npy frames hold BGR channels (SDSD *_np releases)")
     sel = parser.add_argument_group("selection")
     sel.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
-                     help="named split + frame range (DESIGN.md); default: every GT video, all frames")
+                     help="named split + frame range (docs/metrics.md); default: every GT video, all frames")
     sel.add_argument("--subset", choices=("indoor", "outdoor"), default=None,
                      help="protocol subset; default: read from the GT path")
     sel.add_argument("--frames", type=int, default=None, help="score only the first N frames of each video")
@@ -80,12 +89,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("-o", "--output", type=Path, default=Path("tami_eval"),
                      help="folder for results.json, CSV, Markdown and plots (default: %(default)s)")
     out.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    out.add_argument("--report", action="store_true",
+                     help="also write OUT/report/: a comparison page per video and an index (opens in a browser)")
+    out.add_argument("--force", action="store_true", help="replace the results of an earlier evaluation in OUT")
 
 
 def _methods(args: argparse.Namespace) -> dict[str, Path]:
     specs = ([f"{args.pred.resolve().name}={args.pred}"] if args.pred is not None else []) + list(args.method)
     if not specs:
-        raise InputError("nothing to evaluate: give --pred DIR or one or more --method NAME=DIR")
+        raise UsageError("nothing to evaluate: give --pred DIR or one or more --method NAME=DIR")
     return parse_methods(specs)
 
 
@@ -103,29 +115,34 @@ def _metrics(args: argparse.Namespace) -> list[Metric]:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if (args.output / "results.json").is_file() and not args.force:
+        raise UsageError(f"{args.output} holds the results of an earlier evaluation; choose another -o or pass "
+                         "--force to replace them")
     metrics = _metrics(args)
     if args.flow_source == "input" and args.input is None and any(m.info.name == "ewarp" for m in metrics):
-        raise InputError("--flow-source input needs the low-light input folder: add --input DIR")
+        raise UsageError("--flow-source input needs the low-light input folder: add --input DIR")
     evaluator = Evaluator(
         args.gt, _methods(args), metrics, protocol=args.protocol, subset=args.subset, frames=args.frames,
         videos=[v.strip() for v in args.videos.split(",")] if args.videos else None, inp=args.input,
         cache=FlowCache(args.flow_cache), bgr_npy=args.bgr_npy,
     )
     with logging_redirect_tqdm(loggers=[logging.getLogger("tami")]):
-        for video in tqdm(evaluator.videos, desc="videos", unit="video", disable=args.quiet, file=sys.stderr):
+        for video in tqdm(evaluator.videos, desc="videos", unit="video", disable=True if args.quiet else None,
+                          file=sys.stderr):
             evaluator.evaluate_video(video)
     seconds = time.perf_counter() - start
     report = evaluator.report(command=shlex.join(["tami", *sys.argv[1:]]), seconds=seconds)
 
-    for method in report.methods:
-        print(f"\n{method.name}: per video")
-        print(render_text(*video_table(report, method)))
-    proto = report.protocol or {}
-    print(f"\ndataset: {len(evaluator.videos)} videos, protocol {proto.get('name')}"
-          + (f" ({proto['subset']})" if proto.get("subset") else ""))
-    print(render_text(*dataset_table(report)))
-    for line in settings_lines(report):
-        print(f"  {line}")
+    if not args.quiet:
+        for method in report.methods:
+            print(f"\n{method.name}: per video")
+            print(render_text(*video_table(report, method)))
+        proto = report.protocol or {}
+        print(f"\ndataset: {count(len(evaluator.videos), 'video')}, protocol {proto.get('name')}"
+              + (f" ({proto['subset']})" if proto.get("subset") else ""))
+        print(render_text(*dataset_table(report)))
+        for line in settings_lines(report):
+            print(f"  {line}")
 
     written = write_report(report, args.output)
     if not args.no_plots:
@@ -133,8 +150,28 @@ def run(args: argparse.Namespace) -> int:
             written += plot_report(report, args.output / "plots")
         else:
             logger.info("plots skipped: matplotlib is not installed (pip install \"tami[plot]\")")
+    if args.report:
+        page = write_dataset_report(report, evaluator, args.output / "report")
+        if not args.quiet:
+            print(f"report: {page.resolve().as_uri()}")
     frames = sum(len(v.frames) for v in report.methods[0].videos.values())
     logger.info("wrote %d files to %s", len(written), args.output)
-    logger.info("Evaluated %d videos x %d methods (%d frames per method) in %.1f seconds",
-                len(evaluator.videos), len(report.methods), frames, time.perf_counter() - start)
+    logger.info("Evaluated %s x %s (%s per method) in %.1f seconds", count(len(evaluator.videos), "video"),
+                count(len(report.methods), "method"), count(frames, "frame"), time.perf_counter() - start)
     return 0
+
+
+def write_dataset_report(report: EvaluationReport, evaluator: Evaluator, out: Path) -> Path:
+    """One comparison page per evaluated video (with that video's scores) and an index with the dataset table."""
+    def one(video: str, folder: Path) -> str:
+        methods = {name: paths[video] for name, paths in evaluator.method_paths.items()}
+        scores = EvaluationReport(
+            report.metrics, [MethodScores(m.name, m.path, {video: m.videos[video]}) for m in report.methods],
+            report.gt, report.protocol, {k: v for k, v in report.gt_brightness.items() if k == video},
+            report.command, report.seconds)
+        build_report(methods, folder, gt=evaluator.gt_paths[video], title=f"tami evaluation: {video}",
+                     evaluation=scores)
+        return f'<p><a href="{href(video, "index.html")}">{html.escape(video)}</a></p>'
+
+    return write_per_video(out, list(evaluator.videos), one, title="tami evaluation",
+                           header=html_table(*dataset_table(report)))

@@ -1,6 +1,8 @@
 """Entry point of the ``tami`` command: parses arguments, owns logging, maps errors to exit codes.
 
-Exit codes: 0 success, 1 runtime error (bad input, failed run), 2 usage error. Tracebacks only with ``--debug``.
+Exit codes, the same for every command: 0 success; 2 usage and config errors (bad options, unknown names, config
+values that cannot work: found before any work starts); 1 runtime failures (unreadable or mismatched data and
+weights, failed runs, Ctrl-C). Tracebacks only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -68,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TamiError as exc:
         if args.debug:
             logger.exception("error")
-        logger.error("error: %s", exc)
-        return 1
+        logger.error("error: %s", exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        return 2 if isinstance(exc, (KeyError, TypeError)) else exc.exit_code
     except (KeyError, TypeError) as exc:
         # Unknown names and options from the registries carry their own hints.
         if args.debug:

@@ -89,10 +89,12 @@ class PairedVideoDataset(Dataset):
         videos: video names, in index order.
         pairs: the frame files of each video (already cut to the selected frame range).
         clip_len: frames per clip; None gives each whole video as one clip.
+        clip_key: how the caller names ``clip_len`` in messages (a training config says ``val.data.clip_len``).
     """
 
     def __init__(self, pairs: Sequence[VideoPair], *, clip_len: int | None = 5, crop: int | None = None,
-                 flip: bool = False, seed: int = 0, resize: tuple[int, int] | None = None) -> None:
+                 flip: bool = False, seed: int = 0, resize: tuple[int, int] | None = None,
+                 clip_key: str = "clip_len") -> None:
         if clip_len is not None and clip_len < 1:
             raise InputError(f"clip_len must be >= 1 or None (whole videos), got {clip_len}")
         if crop is not None and crop < 1:
@@ -100,9 +102,12 @@ class PairedVideoDataset(Dataset):
         kept = [p for p in pairs if clip_len is None or len(p) >= clip_len]
         short = [p.name for p in pairs if p not in kept]
         if short:
-            logger.warning("%d videos shorter than %s frames skipped (%s)", len(short), clip_len, ", ".join(short[:5]))
+            logger.warning("%d video%s shorter than %s frames skipped (%s)", len(short), "" if len(short) == 1 else "s",
+                           clip_len, ", ".join(short[:5]))
         if not kept:
-            raise InputError(f"no video has {clip_len} frames; lower clip_len or widen the frame range")
+            longest = max((len(p) for p in pairs), default=0)
+            raise InputError(f"no video has {clip_len} frames (the longest has {longest}); lower {clip_key} or widen "
+                             "the frame range")
         self.pairs: list[VideoPair] = kept
         self.videos: list[str] = [p.name for p in kept]
         self.clip_len = clip_len
@@ -199,7 +204,7 @@ class PairedVideoDataset(Dataset):
 def build_dataset(layout: str, root: str | Path, *, split: str = "train", clip_len: int | None = 5,
                   crop: int | None = None, flip: bool = False, seed: int = 0, frames: slice | None = None,
                   protocol: str | None = None, scene: str | None = None, resize: tuple[int, int] | None = None,
-                  bgr_npy: bool | None = None) -> PairedVideoDataset:
+                  bgr_npy: bool | None = None, clip_key: str = "clip_len") -> PairedVideoDataset:
     """Paired video clips of a dataset on disk.
 
     Args:
@@ -216,6 +221,7 @@ def build_dataset(layout: str, root: str | Path, *, split: str = "train", clip_l
         scene: SDSD ``indoor`` or ``outdoor`` (default: all scenes found).
         resize: resize frames to ``(H, W)`` before cropping (e.g. ``(512, 960)`` as common SMID loaders do).
         bgr_npy: override the channel order of ``.npy`` frames (SDSD/SMID default BGR, generic RGB).
+        clip_key: the name of ``clip_len`` in error messages.
 
     Raises:
         InputError: missing folders, no videos, bad options.
@@ -226,7 +232,8 @@ def build_dataset(layout: str, root: str | Path, *, split: str = "train", clip_l
         pairs = [VideoPair(p.name, p.lq[cut], p.gt if len(p.gt) == 1 else p.gt[cut], p.frame_names[cut], p.bgr_npy)
                  for p in pairs]
         pairs = [p for p in pairs if len(p)]
-    return PairedVideoDataset(pairs, clip_len=clip_len, crop=crop, flip=flip, seed=seed, resize=resize)
+    return PairedVideoDataset(pairs, clip_len=clip_len, crop=crop, flip=flip, seed=seed, resize=resize,
+                              clip_key=clip_key)
 
 
 class ClipSampler(Sampler[ClipIndex]):

@@ -1,7 +1,7 @@
 """Find the paired videos of a dataset on disk: SDSD, SMID, DID and generic ``ROOT/{input,GT}/<video>/`` folders.
 
 Each layout function turns a root folder and a split into a list of :class:`VideoPair` (frame file paths, no pixels
-read). Layouts and their official splits are described in ``DATASETS.md``; the named SDSD protocols are
+read). Layouts and their official splits are described in ``docs/datasets.md``; the named SDSD protocols are
 ``sdsd-dynamic`` (the original release and its test split) and ``sdsd-static`` (the SNR-Aware / Retinexformer
 split). Test splits default to the frame range their protocol evaluates (the first 30 frames, as SNR-Aware does);
 Retinexformer's way of scoring ``sdsd-static`` (all frames, resized to 960x512) is
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..registry import Registry
+from ..wording import count
 from .video import IMAGE_SUFFIXES, natural_key
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _paired_videos(input_dir: Path, gt_dir: Path, *, prefix: str, keep: Callable
     inputs, gts = _subdirs(input_dir), _subdirs(gt_dir)
     missing = sorted(set(inputs) ^ set(gts))
     if missing:
-        logger.warning("%s: %d videos without a partner skipped (%s)", input_dir.parent, len(missing),
+        logger.warning("%s: %s without a partner skipped (%s)", input_dir.parent, count(len(missing), "video"),
                        ", ".join(missing[:5]))
     pairs = []
     for name in sorted(set(inputs) & set(gts), key=natural_key):

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
+from ..wording import count
 from .layouts import VideoFolders, frame_files, scan
 from .video import decode_raw
 
@@ -67,8 +68,9 @@ class ValidationReport:
 
     def summary(self) -> str:
         """One line: totals and issue counts."""
-        head = (f"{self.root} ({self.layout}): {self.videos} videos, {self.pairs} paired, {self.frames} input frames"
-                + (f", {self.checked} frames decoded" if self.checked else ""))
+        head = (f"{self.root} ({self.layout}): {count(self.videos, 'video')}, {self.pairs} paired, "
+                f"{count(self.frames, 'input frame')}" + (f", {count(self.checked, 'frame')} decoded" if self.checked
+                                                           else ""))
         if self.ok:
             return head + "; no problems found"
         return head + "; " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.counts().items()))

@@ -1,4 +1,4 @@
-"""Video quality metrics of the evaluation protocol (DESIGN.md): PSNR, SSIM, E_warp and MABD, plus the
+"""Video quality metrics of the evaluation protocol (docs/metrics.md): PSNR, SSIM, E_warp and MABD, plus the
 global brightness jitter J.
 
 All metrics quantise sRGB frames in ``[0, 1]`` to 8 bits first and return the per-video score in natural units

@@ -242,6 +242,17 @@ class Evaluator:
         return frames
 
     def report(self, *, command: str | None = None, seconds: float = 0.0) -> EvaluationReport:
-        """The results so far as an :class:`~tami.metrics.report.EvaluationReport`."""
-        return EvaluationReport(self.metrics, list(self.results.values()), str(self.gt_root), self.protocol,
+        """The results so far as an :class:`~tami.metrics.report.EvaluationReport`.
+
+        A frame range longer than the videos is described by what was scored ("first 8 frames", not 20).
+        """
+        protocol = self.protocol
+        scored = [len(v.frames) for m in self.results.values() for v in m.videos.values()]
+        stop = self.span.stop if self.span is not None and (self.span.start or 0) == 0 else None
+        if protocol is not None and scored and stop is not None and max(scored) < stop:
+            longest = max(scored)
+            span = f"first {longest} frames" if min(scored) == longest else f"first {stop} frames (at most {longest})"
+            protocol = {**protocol, "frames": span,
+                        "description": protocol["description"].replace(describe_span(self.span), span)}
+        return EvaluationReport(self.metrics, list(self.results.values()), str(self.gt_root), protocol,
                                 dict(self.gt_brightness), command, seconds)

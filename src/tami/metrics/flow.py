@@ -48,7 +48,7 @@ DIS_PRESETS: dict[str, int] = {
 }
 DEFAULT_DIS_PRESET = "medium"
 
-# Forward-backward consistency test of Lai et al. (ECCV 2018), pinned in DESIGN.md.
+# Forward-backward consistency test of Lai et al. (ECCV 2018), pinned in docs/metrics.md.
 OCCLUSION_ALPHA = 0.01
 OCCLUSION_BETA = 0.5
 

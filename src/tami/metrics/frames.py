@@ -1,7 +1,7 @@
 """Input handling shared by every metric: shape checks and 8-bit quantisation.
 
 Every metric of :mod:`tami.metrics` works on 8-bit-quantised sRGB (the evaluation protocol of
-``DESIGN.md``): float frames in ``[0, 1]`` are clipped to ``[0, 1]`` and rounded to the nearest of the 256 levels
+``docs/metrics.md``): float frames in ``[0, 1]`` are clipped to ``[0, 1]`` and rounded to the nearest of the 256 levels
 ``k / 255`` (round half to even) before anything is computed. Videos are therefore held as ``(T, H, W, 3) uint8``
 arrays (channels last, the layout OpenCV works on), which is exact for the metrics and four times smaller than
 float32.

@@ -1,6 +1,6 @@
 """Per-frame image quality: PSNR and SSIM on 8-bit-quantised sRGB.
 
-Pinned protocol (``DESIGN.md``): PSNR on RGB, per frame, peak 1; SSIM (Wang et al., IEEE TIP 2004) with an 11x11
+Pinned protocol (``docs/metrics.md``): PSNR on RGB, per frame, peak 1; SSIM (Wang et al., IEEE TIP 2004) with an 11x11
 Gaussian window of sigma 1.5, ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``, ``L = 1``, computed per RGB channel and
 averaged over the "valid" region (pixels whose window lies inside the image, i.e. 5 px from each border are not
 scored). These numbers equal scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity(...,

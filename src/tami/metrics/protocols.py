@@ -1,4 +1,4 @@
-"""Named evaluation protocols: which videos of a dataset are scored and on which frames (DESIGN.md).
+"""Named evaluation protocols: which videos of a dataset are scored and on which frames (docs/metrics.md).
 
 The splits and frame ranges come from the data layer's table (:data:`tami.data.layouts.PROTOCOLS`), so training,
 enhancement and evaluation agree on them; this module adds what evaluation needs (subset choice, descriptions).

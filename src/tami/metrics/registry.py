@@ -98,7 +98,7 @@ class PSNR(Metric):
     """PSNR in dB, peak 1, mean over frames (``inf`` for identical frames).
 
     Args:
-        channel: ``"rgb"`` (default; DESIGN.md) or ``"y"`` (BT.601 Y of YCbCr).
+        channel: ``"rgb"`` (default; docs/metrics.md) or ``"y"`` (BT.601 Y of YCbCr).
         crop_border: pixels dropped at each border (default 0).
     """
 
@@ -117,7 +117,7 @@ class SSIM(Metric):
     """SSIM, mean over frames.
 
     Args:
-        window: ``"gaussian"`` (11x11, sigma 1.5; default, DESIGN.md) or ``"uniform"`` (7x7, sample covariance:
+        window: ``"gaussian"`` (11x11, sigma 1.5; default, docs/metrics.md) or ``"uniform"`` (7x7, sample covariance:
             scikit-image's default).
         channel: ``"rgb"`` (per channel, averaged; default) or ``"y"``.
         crop_border: pixels dropped at each border (default 0).

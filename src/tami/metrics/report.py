@@ -88,15 +88,24 @@ def rank_values(values: list[float], *, lower_better: bool) -> list[float]:
 
 
 def ranks(report: EvaluationReport) -> dict[str, dict[str, float]]:
-    """Per-method ranks by metric name, plus ``"average"``: the mean of the metric ranks."""
+    """Per-method ranks by metric name, plus ``"average"``: the mean of the metric ranks.
+
+    Scores are compared as the tables show them (rounded to the displayed digits), so equal-looking values share
+    a rank.
+    """
     out: dict[str, dict[str, float]] = {m.name: {} for m in report.methods}
     for metric in report.metrics:
-        scores = [m.dataset(metric.info.name) for m in report.methods]
+        scores = [_displayed(m.dataset(metric.info.name), metric) for m in report.methods]
         for method, r in zip(report.methods, rank_values(scores, lower_better=metric.info.lower_better)):
             out[method.name][metric.info.name] = r
     for method in out.values():
         method["average"] = float(np.mean(list(method.values()))) if method else float("nan")
     return out
+
+
+def _displayed(value: float, metric: Metric) -> float:
+    """``value`` at the precision the tables show it."""
+    return round(value * metric.info.table_scale, metric.info.table_digits) if math.isfinite(value) else value
 
 
 def _fmt(value: float, metric: Metric) -> str:

@@ -20,6 +20,7 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..data.video import open_video
 from ..errors import InputError
+from ..wording import count
 from ..metrics import DEFAULT_METRICS, Reference, create_metric
 from ..metrics.evaluation import Evaluator
 from ..metrics.frames import quantize
@@ -165,13 +166,13 @@ def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[s
             "limits": {"max_side": limits.max_side, "max_frames": limits.max_frames,
                        "max_pixels": limits.max_pixels, "quality": limits.quality},
         }
-        info = (f"{len(sources)} methods, {len(steps)} of {len(alignment.labels)} frames "
+        info = (f"{count(len(sources), 'method')}, {len(steps)} of {count(len(alignment.labels), 'frame')} "
                 f"({first.width}x{first.height} shown at {size[1]}x{size[0]}), aligned by {alignment.mode}; "
                 f"frames {bytes_label(total)}; made {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} "
                 f"by tami {__version__}")
         (tmp / PAGE).write_text(render_page(title=title, data=data, metrics=section, info=info), encoding="utf-8")
-    logger.info("report: %d methods x %d frames, %s of frames, in %s", len(sources), len(steps),
-                bytes_label(total), out)
+    logger.info("report: %s x %s, %s of frames", count(len(sources), "method"), count(len(steps), "frame"),
+                bytes_label(total))
     return out / PAGE
 
 

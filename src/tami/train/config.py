@@ -22,7 +22,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 
 Stage = Literal["image", "video"]
 
@@ -105,7 +105,8 @@ class ModelConfig:
         backbone_weights: official checkpoint, tami backbone file, or a stage-``image`` run folder (its
             ``export/backbone.safetensors``); null = random initialisation (stage ``image`` from scratch).
         adapter_options: :class:`tami.adapter.TAMIConfig` overrides on top of the backbone's adapter preset.
-        adapter_weights: start the adapter from this adapter file (fine-tuning); null = fresh (identity) adapter.
+        adapter_weights: start the adapter from this adapter file or stage-``video`` run folder (its
+            ``export/adapter.safetensors``) to fine-tune; null = fresh (identity) adapter.
     """
 
     backbone: str = "retinexformer"
@@ -246,16 +247,16 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     """Split ``"a.b=value"`` into the key path and the YAML-parsed value.
 
     Raises:
-        InputError: no ``=`` or an empty key.
+        UsageError: no ``=`` or an empty key.
     """
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise InputError(f"--set expects KEY=VALUE with a dotted key (e.g. optim.lr=1e-4), got {item!r}")
+        raise UsageError(f"--set expects KEY=VALUE with a dotted key (e.g. optim.lr=1e-4), got {item!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise InputError(f"--set {key}: cannot parse {raw!r} as a YAML value ({exc.problem})") from None
+        raise UsageError(f"--set {key}: cannot parse {raw!r} as a YAML value ({exc.problem})") from None
     return key.split("."), value
 
 
@@ -270,7 +271,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise InputError(
+                raise UsageError(
                     f"--set {item}: {'.'.join(path[: i + 1])} is {child!r}, not a section; set it as a whole instead"
                 )
             node = child
@@ -290,30 +291,84 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a config file into a mapping.
 
     Raises:
-        InputError: missing file, invalid YAML, or a top level that is not a mapping.
+        UsageError: missing file, invalid YAML, or a top level that is not a mapping.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"config file {path} does not exist; pass a YAML recipe such as configs/demo_image.yaml")
+        raise UsageError(f"config file {path} does not exist; pass a YAML recipe such as configs/demo_image.yaml")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise InputError(f"config file {path} is not valid YAML: {exc}") from None
+        raise UsageError(f"config file {path} is not valid YAML: {exc}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise InputError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+        raise UsageError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
     return raw
+
+
+# Config keys that hold file or folder paths (``sources`` only when it names a folder, not ``builtin...``).
+PATH_KEYS = (
+    ("model", "backbone_weights"), ("model", "adapter_weights"), ("data", "root"), ("data", "synthetic", "sources"),
+    ("val", "data", "root"), ("val", "data", "synthetic", "sources"),
+)
+PLACEHOLDER = "SET_ME"
+
+
+def resolve_paths(raw: dict[str, Any], base: str | os.PathLike[str]) -> dict[str, Any]:
+    """Copy of ``raw`` with the relative paths of :data:`PATH_KEYS` made absolute against ``base`` (``~`` expanded).
+
+    A config file's paths are relative to the file's folder, ``--set`` values to the current folder; resolved once
+    on loading, the recorded ``RUN/config.yaml`` works from any folder.
+    """
+    out = _deep_copy(raw)
+    for keys in PATH_KEYS:
+        node = out
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        value = node.get(keys[-1]) if isinstance(node, dict) else None
+        if not isinstance(value, str) or not value or value.startswith("builtin"):
+            continue
+        path = Path(value).expanduser()
+        node[keys[-1]] = str(path if path.is_absolute() else Path(os.path.abspath(Path(base) / path)))
+    return out
+
+
+def check_placeholders(raw: dict[str, Any]) -> None:
+    """Raise one :class:`UsageError` naming every value still holding the ``SET_ME`` placeholder of a recipe."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, str) and PLACEHOLDER in node:
+            found.append(f"{where}={node}")
+
+    walk(raw, "")
+    if found:
+        keys = " ".join(f"--set {item.partition('=')[0]}=..." for item in found)
+        raise UsageError(
+            f"the config still has {len(found)} placeholder{'s' if len(found) != 1 else ''} to fill in "
+            f"({', '.join(found)}); edit the file or pass {keys}"
+        )
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Load a :class:`TrainConfig` from a YAML file (or the defaults) with ``a.b=c`` overrides.
 
+    Relative paths in the file are relative to the file's folder, those of overrides to the current folder; the
+    loaded config holds them as absolute paths.
+
     Raises:
-        InputError: unknown keys, values of the wrong type, or inconsistent settings; the message names the key.
+        UsageError: unknown keys, values of the wrong type, unfilled ``SET_ME`` placeholders, or inconsistent
+            settings; the message names the key.
     """
     raw = read_yaml(path) if path is not None else {}
-    return from_dict(apply_overrides(raw, list(overrides)))
+    check_placeholders(apply_overrides(raw, list(overrides)))
+    if path is not None:
+        raw = resolve_paths(raw, Path(path).parent)
+    return from_dict(resolve_paths(apply_overrides(raw, list(overrides)), Path.cwd()))
 
 
 def from_dict(raw: dict[str, Any]) -> TrainConfig:
@@ -345,9 +400,9 @@ HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mabd": False, "ewarp": False, "
 
 
 def check(config: TrainConfig) -> None:
-    """Raise :class:`InputError` for settings that cannot work together."""
+    """Raise :class:`UsageError` for settings that cannot work together."""
     if config.data.clip_len is None:
-        raise InputError("data.clip_len must be set for training (frames per clip, e.g. 5)")
+        raise UsageError("data.clip_len must be set for training (frames per clip, e.g. 5)")
     positive = {
         "train.iterations": config.train.iterations,
         "train.batch_size": config.train.batch_size,
@@ -356,7 +411,7 @@ def check(config: TrainConfig) -> None:
     }
     for key, value in positive.items():
         if value < 1:
-            raise InputError(f"{key} must be at least 1, got {value}")
+            raise UsageError(f"{key} must be at least 1, got {value}")
     optional_positive = {
         "train.checkpoint_every": config.train.checkpoint_every,
         "train.detach_every": config.train.detach_every,
@@ -367,68 +422,68 @@ def check(config: TrainConfig) -> None:
     }
     for key, value in optional_positive.items():
         if value is not None and value < 1:
-            raise InputError(f"{key} must be at least 1 or null, got {value}")
+            raise UsageError(f"{key} must be at least 1 or null, got {value}")
     if config.train.workers < 0:
-        raise InputError(f"train.workers must be >= 0, got {config.train.workers}")
+        raise UsageError(f"train.workers must be >= 0, got {config.train.workers}")
     if not 0.0 <= config.train.teacher_forcing <= 1.0:
-        raise InputError(f"train.teacher_forcing is a probability in [0, 1], got {config.train.teacher_forcing}")
+        raise UsageError(f"train.teacher_forcing is a probability in [0, 1], got {config.train.teacher_forcing}")
     if config.optim.lr <= 0 or config.optim.min_lr < 0 or config.optim.min_lr > config.optim.lr:
-        raise InputError(
+        raise UsageError(
             f"need 0 <= optim.min_lr <= optim.lr and optim.lr > 0, got lr={config.optim.lr}, "
             f"min_lr={config.optim.min_lr}"
         )
     if config.optim.warmup < 0:
-        raise InputError(f"optim.warmup must be >= 0, got {config.optim.warmup}")
+        raise UsageError(f"optim.warmup must be >= 0, got {config.optim.warmup}")
     if config.optim.grad_clip is not None and config.optim.grad_clip <= 0:
-        raise InputError(f"optim.grad_clip must be positive or null, got {config.optim.grad_clip}")
+        raise UsageError(f"optim.grad_clip must be positive or null, got {config.optim.grad_clip}")
     if config.optim.ema is not None and not 0.0 < config.optim.ema < 1.0:
-        raise InputError(f"optim.ema is a decay in (0, 1) such as 0.999, or null; got {config.optim.ema}")
+        raise UsageError(f"optim.ema is a decay in (0, 1) such as 0.999, or null; got {config.optim.ema}")
     if config.data.root is None and config.data.synthetic is None:
-        raise InputError("data.root is not set; point it at a dataset or set data.synthetic to generate one")
+        raise UsageError("data.root is not set; point it at a dataset or set data.synthetic to generate one")
     for where, data in (("data", config.data), ("val.data", config.val.data)):
         if data is not None and data.synthetic is not None:
             _check_synthetic(data.synthetic, f"{where}.synthetic")
     val = config.val
     if val.data is not None:
         if val.data.root is None and val.data.synthetic is None:
-            raise InputError("val.data.root is not set; point it at a dataset, set val.data.synthetic, or val.data=null")
+            raise UsageError("val.data.root is not set; point it at a dataset, set val.data.synthetic, or val.data=null")
         unknown = [m for m in val.metrics if m not in HIGHER_IS_BETTER]
         if unknown or not val.metrics:
-            raise InputError(
+            raise UsageError(
                 f"val.metrics must name metrics among {', '.join(HIGHER_IS_BETTER)}, got {list(val.metrics)}"
             )
         if val.best not in val.metrics:
-            raise InputError(f"val.best={val.best!r} must be one of val.metrics {list(val.metrics)}")
+            raise UsageError(f"val.best={val.best!r} must be one of val.metrics {list(val.metrics)}")
         diagnosed = config.stage == "video" and val.diagnostics
         if diagnosed and val.data.clip_len is not None and val.data.clip_len < 2:
-            raise InputError(f"val.diagnostics needs validation clips of at least 2 frames, got val.data.clip_len="
+            raise UsageError(f"val.diagnostics needs validation clips of at least 2 frames, got val.data.clip_len="
                              f"{val.data.clip_len}; raise it or set val.diagnostics=false")
     stop = val.memory_stop
     if stop is not None:
         if config.stage != "video" or not val.diagnostics or val.data is None or val.every is None:
-            raise InputError("val.memory_stop needs stage video with validation (val.data, val.every) and "
+            raise UsageError("val.memory_stop needs stage video with validation (val.data, val.every) and "
                              "val.diagnostics=true; set those or val.memory_stop=null")
         if stop.after < 0 or stop.min_gap < 0 or stop.min_sensitivity < 0:
-            raise InputError(f"val.memory_stop after, min_gap and min_sensitivity must be >= 0, got {stop}")
+            raise UsageError(f"val.memory_stop after, min_gap and min_sensitivity must be >= 0, got {stop}")
     negative = {k: w for k, w in config.loss.items() if w < 0}
     if negative or not config.loss:
-        raise InputError(f"loss must map term names to weights >= 0, got {dict(config.loss)}")
+        raise UsageError(f"loss must map term names to weights >= 0, got {dict(config.loss)}")
 
 
 def _check_synthetic(syn: SyntheticConfig, where: str) -> None:
-    """Raise :class:`InputError` naming ``where`` for an unknown preset or generator option."""
+    """Raise :class:`UsageError` naming ``where`` for an unknown preset or generator option."""
     from ..data.synthetic import synth_options
 
     try:
         synth_options(syn.preset, **syn.generator_options())
     except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+        raise UsageError(f"{where}: {exc}") from None
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
     """Instantiate dataclass ``cls`` from mapping ``raw``, checking keys and value types."""
     if not isinstance(raw, dict):
-        raise InputError(f"config {where or 'file'} must be a mapping of keys, got {raw!r}")
+        raise UsageError(f"config {where or 'file'} must be a mapping of keys, got {raw!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs: dict[str, Any] = {}
@@ -437,7 +492,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=2, cutoff=0.6)
             hint = f"; did you mean {' or '.join(close)}?" if close else f" (known keys: {', '.join(names)})"
-            raise InputError(f"unknown config key {path!r}{hint}")
+            raise UsageError(f"unknown config key {path!r}{hint}")
         kwargs[key] = _convert(hints[key], value, path)
     return cls(**kwargs)
 
@@ -454,21 +509,21 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return _build(tp, {} if value is None else value, path)
     if origin is Literal:
         if value not in args:
-            raise InputError(f"config key {path!r} must be one of {', '.join(map(repr, args))}, got {value!r}")
+            raise UsageError(f"config key {path!r} must be one of {', '.join(map(repr, args))}, got {value!r}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise InputError(f"config key {path!r} must be a list, got {value!r}")
+            raise UsageError(f"config key {path!r} must be a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise InputError(f"config key {path!r} must be a list of {len(args)} values, got {value!r}")
+            raise UsageError(f"config key {path!r} must be a list of {len(args)} values, got {value!r}")
         return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin is dict or tp is dict:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise InputError(f"config key {path!r} must be a mapping, got {value!r}")
+            raise UsageError(f"config key {path!r} must be a mapping, got {value!r}")
         if args and args[1] is not Any:
             return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
         return _deep_copy(value)
@@ -476,23 +531,23 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise InputError(f"config key {path!r} must be true or false, got {value!r}")
+            raise UsageError(f"config key {path!r} must be true or false, got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"config key {path!r} must be an integer, got {value!r}")
+            raise UsageError(f"config key {path!r} must be an integer, got {value!r}")
         return value
     if tp is float:
         if isinstance(value, str):
             value = _number_from_text(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"config key {path!r} must be a number, got {value!r}")
+            raise UsageError(f"config key {path!r} must be a number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise InputError(f"config key {path!r} must be a string, got {value!r}")
+            raise UsageError(f"config key {path!r} must be a string, got {value!r}")
         return value
-    raise InputError(f"config key {path!r} has an unsupported type {tp!r}")
+    raise UsageError(f"config key {path!r} has an unsupported type {tp!r}")
 
 
 def _number_from_text(text: str) -> float | str:

@@ -95,6 +95,7 @@ def build_dataset(cfg: DataConfig, root: Path, *, seed: int, train: bool) -> Any
         cfg.layout, root, split=cfg.split, clip_len=cfg.clip_len, crop=cfg.crop if train else None,
         flip=cfg.flip and train, seed=seed, protocol=cfg.protocol, scene=cfg.scene,
         resize=tuple(cfg.resize) if cfg.resize is not None else None,
+        clip_key="data.clip_len" if train else "val.data.clip_len",
     )
 
 

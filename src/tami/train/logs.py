@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 
 LOG_FILE = "log.jsonl"
+
+logger = logging.getLogger(__name__)
 
 
 def truncate_log(path: str | os.PathLike[str], step: int) -> None:
@@ -48,7 +51,8 @@ def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 class RunLog:
-    """Appends logged values to ``RUN_DIR/log.jsonl`` and, when ``tensorboard`` is importable, to event files.
+    """Appends logged values to ``RUN_DIR/log.jsonl`` and, when ``tensorboard`` is importable (the
+    ``tami[tensorboard]`` extra), to event files in ``RUN_DIR/tensorboard``; without it, says so once.
 
     Args:
         run_dir: the run folder.
@@ -60,10 +64,13 @@ class RunLog:
         self.path = Path(run_dir) / LOG_FILE
         self.enabled = enabled
         self._writer = None
-        if enabled and tensorboard and importlib.util.find_spec("tensorboard") is not None:
-            from torch.utils.tensorboard import SummaryWriter
+        if enabled and tensorboard:
+            if importlib.util.find_spec("tensorboard") is None:
+                logger.info("logging to %s only (JSONL); for TensorBoard, pip install 'tami[tensorboard]'", self.path)
+            else:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+                self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
 
     def write(self, step: int, values: dict[str, float]) -> None:
         """Record ``values`` at ``step`` (one JSON line; scalars to TensorBoard)."""
@@ -88,12 +95,13 @@ class ProgressBar:
     Args:
         total: the run's total iterations.
         initial: iterations already done (resumed run).
-        enabled: show the bar (rank 0, not quiet).
+        enabled: show the bar (rank 0, not quiet; only ever on a terminal).
     """
 
     def __init__(self, total: int, initial: int, *, enabled: bool) -> None:
-        self._bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, disable=not enabled,
-                         desc="train")
+        # disable=None: tqdm also stays silent when stderr is not a terminal (no carriage-return noise in logs).
+        self._bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True,
+                         disable=None if enabled else True, desc="train")
 
     def update(self, values: dict[str, float] | None = None) -> None:
         """Advance one iteration; refresh the shown values when given."""

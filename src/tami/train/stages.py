@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import backbones
 from ..backbones import Backbone, crop_to, pad_to_multiple
+from ..backbones.checkpoints import UnknownConfiguration
 from ..errors import CheckpointError, InputError
 from .config import ModelConfig, TrainConfig
 
@@ -44,6 +45,23 @@ def backbone_weights_path(spec: str) -> Path:
     if not path.is_file():
         raise CheckpointError(f"model.backbone_weights={spec} does not exist; set it to an official checkpoint, a "
                               "tami backbone file or a stage-image run folder")
+    return path
+
+
+def adapter_weights_path(spec: str) -> Path:
+    """Resolve ``model.adapter_weights``: an adapter file, or a stage-``video`` run folder (its final export)."""
+    path = Path(spec)
+    if path.is_dir():
+        for candidate in (path / "export" / ADAPTER_FILE, path / ADAPTER_FILE):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(
+            f"model.adapter_weights={spec} is a folder without export/{ADAPTER_FILE}; finish the stage-video run "
+            "there first, or point at an adapter file"
+        )
+    if not path.is_file():
+        raise CheckpointError(f"model.adapter_weights={spec} does not exist; set it to an adapter file "
+                              f"(RUN/export/{ADAPTER_FILE}) or a stage-video run folder")
     return path
 
 
@@ -84,7 +102,14 @@ def build_backbone(cfg: ModelConfig) -> Backbone:
             )
         model = backbones.load(path)
     else:
-        model = backbones.load(path, cfg.backbone, **cfg.backbone_options)
+        try:
+            model = backbones.load(path, cfg.backbone, **cfg.backbone_options)
+        except UnknownConfiguration as exc:
+            example = ", ".join(f"{k}: {json.dumps(v)}" for k, v in exc.closest.items())
+            raise CheckpointError(
+                f"{path}: {exc.detail}; set the constructor arguments it was trained with, e.g. "
+                f"--set model.backbone_options='{{{example}}}' (the closest preset's, to adapt)"
+            ) from None
     logger.info("backbone %s loaded from %s", model.arch, path)
     return model
 
@@ -183,8 +208,9 @@ class VideoStage:
         except TypeError as exc:
             raise InputError(f"model.adapter_options: {exc}") from None
         if config.model.adapter_weights is not None:
-            load_adapter(self.model, config.model.adapter_weights)
-            logger.info("adapter initialised from %s", config.model.adapter_weights)
+            path = adapter_weights_path(config.model.adapter_weights)
+            load_adapter(self.model, path)
+            logger.info("adapter initialised from %s", path)
         self.model.to(device)
         self.backbone = self.model.backbone
         self.loss = build_loss(dict(config.loss)).to(device)

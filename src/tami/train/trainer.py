@@ -18,6 +18,8 @@ import logging
 import math
 import os
 import random
+import shlex
+import shutil
 import signal
 import threading
 import time
@@ -32,10 +34,10 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..atomic import atomic_path
-from ..errors import CheckpointError, InputError, TamiError
+from ..errors import CheckpointError, InputError, TamiError, UsageError
 from . import checkpoint as ckpt
 from . import diagnostics
-from .config import HIGHER_IS_BETTER, TrainConfig, dump_yaml, to_dict
+from .config import HIGHER_IS_BETTER, PATH_KEYS, TrainConfig, dump_yaml, to_dict
 from .data import BatchStream, build_dataset, build_sampler, prepare_root, to_device
 from .distributed import (
     DistInfo,
@@ -204,18 +206,34 @@ class Trainer:
             logger.debug("checkpoint %s at step %d", path, self.step)
         barrier(self.info)
 
-    def _restore(self, path: Path) -> None:
+    def _check_resume(self, path: Path) -> dict[str, Any]:
+        """Read the checkpoint to resume and refuse a config it cannot continue with (before anything is built)."""
         state = ckpt.load_checkpoint(path)
-        if state.get("stage") != self.stage.name:
-            raise CheckpointError(f"{path} is a stage-{state.get('stage')} checkpoint; this config is stage "
-                                  f"{self.stage.name}")
+        if state.get("stage") != self.config.stage:
+            raise UsageError(f"{path} is a stage-{state.get('stage')} checkpoint; this config is stage "
+                             f"{self.config.stage}; {_resume_hint(self.run_dir)}")
+        old = state.get("config", {})
+        fixed = [key for key in _changed_keys(old, to_dict(self.config)) if _fixed_on_resume(key)
+                 and not _same_path(key, _get(old, key), _get(to_dict(self.config), key))]
+        if fixed:
+            shown = ", ".join(f"{k}: {_short(_get(old, k))} there vs {_short(_get(to_dict(self.config), k))} now"
+                              for k in fixed[:4]) + (f" and {len(fixed) - 4} more" if len(fixed) > 4 else "")
+            origin = path.parent.parent if path.parent.name == "checkpoints" else self.run_dir
+            raise UsageError(
+                f"cannot resume {path}: the config differs from the one it was trained with ({shown}); "
+                f"{_resume_hint(origin)}"
+            )
+        return state
+
+    def _restore(self, path: Path, state: dict[str, Any]) -> None:
         digest = self.stage.frozen_digest()
         if digest is not None and state.get("frozen_digest") not in (None, digest):
             raise CheckpointError(
                 f"the frozen backbone differs from the one {path} was trained with; resume with the same "
                 "model.backbone_weights"
             )
-        changed = _changed_keys(state.get("config", {}), to_dict(self.config))
+        changed = [k for k in _changed_keys(state.get("config", {}), to_dict(self.config))
+                   if not _same_path(k, _get(state.get("config", {}), k), _get(to_dict(self.config), k))]
         if changed:
             logger.warning("resuming with a changed config: %s", ", ".join(changed))
         self.stage.load_trained_state(state["model"])
@@ -350,19 +368,27 @@ class Trainer:
         c = self.config
         ckdir = ckpt.checkpoint_dir(self.run_dir)
         if resume is None and (ckdir / ckpt.LAST).is_file():
-            raise InputError(
-                f"{self.run_dir} already holds a run ({ckdir / ckpt.LAST}); continue it with --resume auto or "
+            raise UsageError(
+                f"{self.run_dir} already holds a run ({ckdir / ckpt.LAST}); {_resume_hint(self.run_dir)}, or "
                 "choose another output folder with -o"
             )
+        # Everything is checked and loaded before the run folder changes: a failed start leaves it as it was (and
+        # leaves no folder behind when this call created it).
+        state = self._check_resume(resume) if resume is not None else None
+        created = not self.run_dir.exists()
+        try:
+            self._build()
+            if state is not None:
+                self._restore(resume, state)
+        except BaseException:
+            if created and self.info.is_main:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.remove_partials(ckdir)
-        barrier(self.info)
-        self._build()
-        if resume is not None:
-            self._restore(resume)
-        if self.info.is_main:
             truncate_log(self.run_dir / LOG_FILE, self.step)
+        barrier(self.info)
         self._write_run_files(resume)
         end = c.train.iterations if stop_at is None else min(stop_at, c.train.iterations)
         log = RunLog(self.run_dir, enabled=self.info.is_main)
@@ -388,18 +414,18 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, finished, exports, best, dict(self.last), self.stage.model,
                            self.stop_reason)
 
-    def _stop_requested(self, flag: list[bool]) -> bool:
-        """Whether any process received SIGTERM (agreed by all processes, so they stop at the same step)."""
+    def _stop_requested(self, flag: list[str | None]) -> bool:
+        """Whether any process received SIGTERM or SIGINT (agreed by all processes, so they stop at the same step)."""
         if not self.info.enabled:
-            return flag[0]
-        wanted = torch.tensor([1.0 if flag[0] else 0.0], device=self.device)
+            return flag[0] is not None
+        wanted = torch.tensor([1.0 if flag[0] is not None else 0.0], device=self.device)
         return bool(all_reduce_sum(self.info, wanted).item() > 0)
 
     def _loop(self, end: int, log: RunLog, bar: ProgressBar) -> None:
         with _termination_flag() as flag:
             self._steps(end, log, bar, flag)
 
-    def _steps(self, end: int, log: RunLog, bar: ProgressBar, flag: list[bool]) -> None:
+    def _steps(self, end: int, log: RunLog, bar: ProgressBar, flag: list[str | None]) -> None:
         c = self.config
         sums: dict[str, Tensor] = {}
         count, data_time, tick, start = 0, 0.0, time.perf_counter(), time.perf_counter()
@@ -451,7 +477,7 @@ class Trainer:
                     self.stop_reason = halt
                     return
             if stopping:
-                logger.warning("terminated: stopped after iteration %d with a checkpoint; continue with --resume auto",
+                logger.warning("%s: stopped after iteration %d with a checkpoint", flag[0] or "stop requested",
                                self.step)
                 return
 
@@ -464,25 +490,64 @@ def _shown(scores: dict[str, float]) -> str:
 
 
 @contextlib.contextmanager
-def _termination_flag() -> Iterator[list[bool]]:
-    """Turn SIGTERM (job schedulers' pre-emption notice) into a request to stop after the current iteration.
+def _termination_flag() -> Iterator[list[str | None]]:
+    """Turn SIGTERM (job schedulers' pre-emption notice) and Ctrl-C (SIGINT) into a request to stop after the
+    current iteration, with a checkpoint.
 
-    Yields a one-element list that becomes ``[True]`` on SIGTERM; the previous handler comes back afterwards. Only
-    the main thread can install signal handlers; elsewhere the flag simply never changes.
+    Yields a one-element list that becomes ``["SIGTERM"]`` or ``["SIGINT"]``. A second Ctrl-C aborts at once
+    (``KeyboardInterrupt``, no checkpoint). The previous handlers come back afterwards. Only the main thread can
+    install signal handlers; elsewhere the flag simply never changes.
     """
-    flag = [False]
+    flag: list[str | None] = [None]
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def request_stop(signum: int, frame: Any) -> None:
-        flag[0] = True
+        if signum == signal.SIGINT and flag[0] == "SIGINT":
+            raise KeyboardInterrupt
+        flag[0] = signal.Signals(signum).name
 
-    previous = signal.signal(signal.SIGTERM, request_stop)
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# Settings a resumed run must share with its checkpoint: they decide what the saved state means (model, data order,
+# loss, the scale of the best score). Schedule length, learning rate, logging and validation cadence may change; a
+# different frozen backbone is caught by its digest, whatever its path.
+_FIXED_ON_RESUME = ("stage", "seed", "model.backbone", "model.backbone_options", "model.adapter_options",
+                    "data.", "loss.", "train.batch_size", "val.data.", "val.best", "val.max_videos")
+
+
+def _fixed_on_resume(key: str) -> bool:
+    return any(key == f or key.startswith(f if f.endswith(".") else f + ".") for f in _FIXED_ON_RESUME)
+
+
+def _get(tree: Any, key: str) -> Any:
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def _same_path(key: str, old: Any, new: Any) -> bool:
+    """Whether two values of a path key name the same file (older runs recorded paths as typed)."""
+    if tuple(key.split(".")) not in PATH_KEYS or not isinstance(old, str) or not isinstance(new, str):
+        return False
+    return os.path.abspath(old) == os.path.abspath(new)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...}" if text.startswith("{") else text[: limit - 4] + " ..."
+
+
+def _resume_hint(run_dir: Path) -> str:
+    """How to continue ``run_dir`` with the config it was trained with."""
+    return f"continue it with: tami train {shlex.quote(str(run_dir))} --resume auto"
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
