@@ -287,10 +287,6 @@ class ClipSampler(Sampler[ClipIndex]):
         padded = (clips * math.ceil(per_rank * self.num_replicas / len(clips)))[: per_rank * self.num_replicas]
         return padded[self.rank::self.num_replicas]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Start ``epoch`` from its beginning at the next iteration."""
-        self.epoch, self.position = int(epoch), 0
-
     def __iter__(self) -> Iterator[ClipIndex]:
         epoch, order = self.epoch, self.order(self.epoch)
         self._iter_epoch = epoch

@@ -94,24 +94,6 @@ def _shape_chw(a: np.ndarray) -> tuple[int, ...]:
     return (a.shape[0], a.shape[3], a.shape[1], a.shape[2])
 
 
-def to_float(frames: np.ndarray) -> np.ndarray:
-    """``uint8`` levels to float32 in ``[0, 1]`` (any shape)."""
-    return frames.astype(np.float32) * np.float32(1.0 / 255.0)
-
-
-def luma(frames: np.ndarray) -> np.ndarray:
-    """Rec. 709 luma of gamma-encoded sRGB, as used by MABD.
-
-    Args:
-        frames: ``(T, H, W, 3) uint8``.
-
-    Returns:
-        ``(T, H, W) float64`` in ``[0, 1]``: ``Y = 0.2126 R + 0.7152 G + 0.0722 B``.
-    """
-    weights = np.array([0.2126, 0.7152, 0.0722]) / 255.0
-    return frames @ weights
-
-
 def ycbcr_y(frames: np.ndarray) -> np.ndarray:
     """Y channel of ITU-R BT.601 YCbCr (studio range), the convention of super-resolution papers and BasicSR.
 

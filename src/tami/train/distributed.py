@@ -153,15 +153,6 @@ def all_gather_object(info: DistInfo, obj: Any) -> list[Any]:
     return out
 
 
-def broadcast_object(info: DistInfo, obj: Any) -> Any:
-    """Rank 0's ``obj`` on every process."""
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 @torch.no_grad()
 def max_divergence(info: DistInfo, params: list[nn.Parameter]) -> float:
     """Largest absolute difference between this process's ``params`` and rank 0's, maximised over processes."""
