@@ -27,3 +27,17 @@ class UsageError(InputError):
     """A command line option or config value that cannot work as given (exit code 2)."""
 
     exit_code = 2
+
+
+class UnknownNameError(UsageError, KeyError):
+    """No registry entry has this name (backbone, preset, metric, flow method, layout); the message lists close
+    matches. A ``KeyError`` too, so ``except KeyError`` around a lookup keeps working."""
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; it is a sentence, not a key.
+        return str(self.args[0]) if self.args else ""
+
+
+class OptionError(UsageError, TypeError):
+    """A keyword option the chosen backbone, metric or flow method does not take; the message lists the valid
+    ones. A ``TypeError`` too, like a bad keyword argument to a function."""

@@ -262,7 +262,7 @@ def load(path: str | os.PathLike[str], name: str | None = None, **overrides: Any
             )
     arch = name.partition(".")[0]
     if arch not in BACKBONES:
-        BACKBONES.get(arch)  # raises KeyError with close matches
+        BACKBONES.get(arch)  # raises UnknownNameError with close matches
     detected = detect_arch(state_dict)
     if detected is not None and detected != arch:
         raise CheckpointError(

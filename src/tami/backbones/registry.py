@@ -1,7 +1,9 @@
-"""Backbone and preset registries and the factory ``create``.
+"""Backbone and preset registries and the factory ``create_backbone``.
 
 Each backbone module registers its class with ``@BACKBONES.register("name")`` and its named configurations with
-:func:`register_preset` (``arch.tag``); ``tami.backbones`` imports every backbone module explicitly.
+:func:`register_preset` (``arch.tag``); ``tami.backbones`` imports every backbone module explicitly. The verbs are
+those of every tami registry (``create_<kind>``, ``list_<kind>s``); inside the ``tami.backbones`` namespace the
+short forms ``create``, ``names`` and ``preset_names`` are the same functions.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..registry import Registry
+from ..registry import Registry, check_options
 from .base import Backbone
 
 BACKBONES: Registry[type[Backbone]] = Registry("backbone")
@@ -50,25 +52,25 @@ def default_config(arch: str) -> dict[str, Any]:
 
 
 def resolve(name: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
-    """Turn an arch or preset name plus overrides into ``(arch, full constructor kwargs)``."""
+    """Turn an arch or preset name plus overrides into ``(arch, full constructor kwargs)``.
+
+    Raises:
+        UnknownNameError: unknown arch or preset, with close matches.
+        OptionError: an override the backbone does not take, naming the valid ones.
+    """
     if "." in name:
         preset = PRESETS.get(name)
         arch, kwargs = preset.arch, {**preset.kwargs, **overrides}
     else:
         arch, kwargs = name, dict(overrides)
     config = default_config(arch)
-    unknown = sorted(set(kwargs) - set(config))
-    if unknown:
-        raise TypeError(
-            f"backbone {arch!r} has no option {', '.join(map(repr, unknown))}; its options are "
-            f"{', '.join(sorted(config))}"
-        )
+    check_options(f"backbone {arch!r}", sorted(config), kwargs)
     config.update(kwargs)
     # JSON-compatible values (tuples as lists), so a configuration saved with the weights reloads equal.
     return arch, {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
-def create(name: str, **overrides: Any) -> Backbone:
+def create_backbone(name: str, **overrides: Any) -> Backbone:
     """Build a backbone from its arch name (released defaults) or a preset ``arch.tag``, with overrides.
 
     Args:
@@ -77,6 +79,10 @@ def create(name: str, **overrides: Any) -> Backbone:
 
     Returns:
         A randomly initialised backbone whose ``config`` records every constructor argument.
+
+    Raises:
+        UnknownNameError: unknown arch or preset, with close matches.
+        OptionError: an override the backbone does not take, naming the valid ones.
     """
     arch, config = resolve(name, **overrides)
     model = BACKBONES.get(arch)(**config)
@@ -84,11 +90,17 @@ def create(name: str, **overrides: Any) -> Backbone:
     return model
 
 
-def names(pattern: str | None = None) -> list[str]:
-    """Registered backbone architectures."""
+def list_backbones(pattern: str | None = None) -> list[str]:
+    """Registered backbone architectures, optionally filtered by a shell-style pattern."""
     return BACKBONES.names(pattern)
 
 
-def preset_names(pattern: str | None = None) -> list[str]:
-    """Registered presets ``arch.tag``."""
+def list_backbone_presets(pattern: str | None = None) -> list[str]:
+    """Registered presets ``arch.tag``, optionally filtered by a shell-style pattern."""
     return PRESETS.names(pattern)
+
+
+# Short forms inside the ``tami.backbones`` namespace (``tami.backbones.create("retinexformer")``).
+create = create_backbone
+names = list_backbones
+preset_names = list_backbone_presets

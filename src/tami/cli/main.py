@@ -68,17 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("Stopped.")
         return 1
     except TamiError as exc:
+        # UsageError (unknown names and options, config errors) exits 2, every other TamiError 1. A KeyError or
+        # TypeError that is not a TamiError is a bug inside tami: the last branch reports it as one.
         if args.debug:
             logger.exception("error")
-        logger.error("error: %s", exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        return 2 if isinstance(exc, (KeyError, TypeError)) else exc.exit_code
-    except (KeyError, TypeError) as exc:
-        # Unknown names and options from the registries carry their own hints.
-        if args.debug:
-            logger.exception("error")
-        msg = exc.args[0] if exc.args else str(exc)
-        logger.error("error: %s", msg)
-        return 2
+        logger.error("error: %s", exc)
+        return exc.exit_code
     except Exception as exc:  # last resort: one line, traceback only on request
         if args.debug:
             logger.exception("internal error")

@@ -324,7 +324,7 @@ def scan(layout: str, root: str | Path, *, protocol: str | None = None,
 
     Raises:
         InputError: the root does not look like ``layout``.
-        KeyError: unknown layout.
+        UnknownNameError: unknown layout, with close matches.
     """
     root = Path(root)
     LAYOUTS.get(layout)
@@ -379,7 +379,7 @@ def find_pairs(layout: str, root: str | Path, *, split: str = "train", protocol:
 
     Raises:
         InputError: missing folders, unknown split/protocol, no videos.
-        KeyError: unknown layout (with close matches).
+        UnknownNameError: unknown layout, with close matches.
     """
     root = Path(root)
     if not root.is_dir():

@@ -194,8 +194,14 @@ class RAFTFlow:
 
 
 def create_flow(name: str = "dis", **options: Any) -> FlowEstimator:
-    """Build a flow estimator by name (``"dis"`` or ``"raft"``) with its options (see the classes)."""
-    return FLOWS.get(name)(**options)
+    """Build a flow estimator by name (``"dis"`` or ``"raft"``) with its options (see the classes).
+
+    Raises:
+        UnknownNameError: unknown method, with close matches.
+        OptionError: unknown option, naming the valid ones.
+    """
+    estimator: FlowEstimator = FLOWS.create(name, **options)
+    return estimator
 
 
 def list_flows(pattern: str | None = None) -> list[str]:

@@ -9,7 +9,6 @@ videos in ``[0, 1]``.
 
 from __future__ import annotations
 
-import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError
-from ..registry import Registry
+from ..registry import Registry, option_names
 from .flow import DEFAULT_DIS_PRESET, FlowEstimator, create_flow, describe
 from .frames import ArrayLike, quantize_pair
 from .image import Channel, Window, check_options, psnr_frames_u8, ssim_frames_u8
@@ -55,13 +54,6 @@ class MetricInfo:
         return self.label if self.table_scale == 1 else f"{self.label}×10³"
 
 
-def option_names(cls: type) -> list[str]:
-    """Names of the options a metric class takes (its ``__init__`` keyword parameters)."""
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    params = inspect.signature(cls.__init__).parameters.values()
-    return [p.name for p in params if p.kind in kinds and p.name != "self"]
-
-
 class Metric(ABC):
     """Base of the registered metrics: options, description, and scoring of float videos."""
 
@@ -69,7 +61,7 @@ class Metric(ABC):
 
     def options(self) -> dict[str, Any]:
         """The resolved options (every default filled in)."""
-        return {k: getattr(self, k) for k in option_names(type(self))}
+        return {k: getattr(self, k) for k in option_names(type(self)) or ()}
 
     def describe(self) -> str:
         """One line naming the metric and every option, stored with each number."""
@@ -205,25 +197,19 @@ DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "ewarp", "mabd")
 
 
 def create_metric(name: str, **options: Any) -> Metric:
-    """Build a metric by name with options (unknown names raise ``KeyError`` with close matches).
+    """Build a metric by name with options.
 
     Args:
         name: ``"psnr"``, ``"ssim"``, ``"ewarp"``, ``"mabd"`` or ``"jitter"`` (see :func:`list_metrics`).
         **options: the metric's options; each has one documented default (see the metric classes).
 
     Raises:
-        KeyError: unknown metric.
-        TypeError: unknown option, naming the valid ones.
+        UnknownNameError: unknown metric, with close matches.
+        OptionError: unknown option, naming the valid ones.
         InputError: an option value out of its range.
     """
-    cls = METRICS.get(name)
-    valid = option_names(cls)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) {', '.join(unknown)} for metric {name!r}; valid: {', '.join(valid) or 'none'}"
-        )
-    return cls(**options)
+    metric: Metric = METRICS.create(name, **options)
+    return metric
 
 
 def list_metrics(pattern: str | None = None) -> list[str]:

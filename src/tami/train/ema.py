@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from ..errors import CheckpointError
+
 
 class EMA:
     """Shadow copies ``s ← d·s + (1 − d)·p`` of named parameters, updated after every optimizer step.
@@ -40,7 +42,9 @@ class EMA:
     def load_state_dict(self, state: dict) -> None:
         missing = sorted(set(self.shadow) - set(state["shadow"]))
         if missing:
-            raise KeyError(f"EMA state lacks {', '.join(missing[:5])}")
+            raise CheckpointError(
+                f"the checkpoint's EMA state lacks {', '.join(missing[:5])}; resume with the model it was trained with"
+            )
         self.updates = int(state["updates"])
         for name in self.shadow:
             self.shadow[name].copy_(state["shadow"][name])
