@@ -1,4 +1,11 @@
-"""Shared test helpers: where the official backbone fixtures live and how to read them."""
+"""Shared test helpers: the official backbone manifests and fixture tensors, and how to read them.
+
+* Manifests (``meta.json``: official keys, shapes, parameter counts, constructor arguments) are vendored in
+  ``tests/fixtures/backbones`` and always present.
+* Tensors (official weights and outputs) live in ``../shared/fixtures/backbones`` beside the checkout, or where
+  ``TAMI_FIXTURES`` points. Tests that need them skip without them, or fail when ``TAMI_REQUIRE_FIXTURES=1``
+  (CI sets it, so a green CI run means the official-equality tests ran).
+"""
 
 from __future__ import annotations
 
@@ -10,30 +17,55 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+MANIFESTS = REPO / "tests" / "fixtures" / "backbones"
 FIXTURES = Path(os.environ.get("TAMI_FIXTURES", REPO.parent / "shared" / "fixtures" / "backbones"))
+REQUIRE_FIXTURES = os.environ.get("TAMI_REQUIRE_FIXTURES", "") not in ("", "0")
+
+
+def fixture_archs() -> list[str]:
+    """Backbones with official manifests."""
+    return sorted(p.name for p in MANIFESTS.iterdir() if p.is_dir())
 
 
 def fixture_variants(arch: str) -> list[str]:
-    """Variant folder names of ``arch`` under the fixtures (``released``, ``small``, ...)."""
-    root = FIXTURES / arch
+    """Variant folder names of ``arch`` (``released``, ``small``, ...), from the vendored manifests."""
+    root = MANIFESTS / arch
     return sorted(p.name for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
 
 
 def load_meta(arch: str, variant: str) -> dict:
-    path = FIXTURES / arch / variant / "meta.json"
+    """The vendored official manifest of ``<arch>/<variant>``."""
+    return json.loads((MANIFESTS / arch / variant / "meta.json").read_text())
+
+
+def missing_fixtures(reason: str) -> None:
+    """Skip the calling test because official fixture tensors are missing; fail instead under CI's switch."""
+    message = f"{reason} (put the fixtures at {REPO.parent / 'shared' / 'fixtures' / 'backbones'} or set TAMI_FIXTURES)"
+    if REQUIRE_FIXTURES:
+        pytest.fail(f"TAMI_REQUIRE_FIXTURES is set but {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def fixture_path(arch: str, variant: str, filename: str) -> Path:
+    """Path of a fixture file of ``<arch>/<variant>`` under ``FIXTURES`` (skips, or fails, when it is missing)."""
+    path = FIXTURES / arch / variant / filename
     if not path.is_file():
-        pytest.skip(f"official fixtures not found at {path.parent} (set TAMI_FIXTURES)")
-    return json.loads(path.read_text())
+        missing_fixtures(f"official fixture {arch}/{variant}/{filename} not found in {FIXTURES}")
+    return path
 
 
 def load_fixture_tensors(arch: str, variant: str, name: str) -> dict[str, torch.Tensor]:
     """Tensors of ``<arch>/<variant>/<name>.safetensors`` cast to float32."""
     from safetensors.torch import load_file
 
-    path = FIXTURES / arch / variant / f"{name}.safetensors"
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
+    path = fixture_path(arch, variant, f"{name}.safetensors")
     return {k: v.float() for k, v in load_file(str(path)).items()}
+
+
+@pytest.fixture
+def av():
+    """PyAV, the optional ``video`` extra: only the tests that take this fixture skip without it."""
+    return pytest.importorskip("av")
 
 
 @pytest.fixture(autouse=True)
