@@ -15,8 +15,6 @@ from tami.data.video import open_video, open_writer
 from tami.demo import heldout_clip, run_demo, score
 from tami.enhance import EnhanceOptions, load_enhancement_model
 
-pytest.importorskip("av")
-
 _METRICS = {"psnr", "ssim", "ewarp", "mabd"}
 
 

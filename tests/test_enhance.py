@@ -24,8 +24,6 @@ from tami.data.video import open_video, open_writer
 from tami.enhance import EnhanceOptions, Enhancer, SceneCutDetector, load_enhancement_model
 from tami.errors import CheckpointError, InputError
 
-av = pytest.importorskip("av")
-
 # A small adapter on a small Retinexformer: the code paths of the real model at a fraction of the cost.
 _ADAPTER = dict(key_dim=8, value_dim=8, hidden_dim=8, illu_dim=8, igfe_blocks=1, igfe_dim=16, heads=2, igfe_pool=2,
                 memory_scale=0.5)
@@ -172,7 +170,7 @@ def test_max_side_runs_small_and_returns_the_input_size(model_file: Path) -> Non
 
 # -- outputs mirror inputs ----------------------------------------------------------------------------------------
 
-def test_video_to_video_keeps_fps_audio_size_and_numbers(tmp_path: Path, model_file: Path) -> None:
+def test_video_to_video_keeps_fps_audio_size_and_numbers(tmp_path: Path, model_file: Path, av) -> None:
     frames = _frames(6, 24, 33)  # odd width: written as yuv444p at the exact size
     source = _write_video(tmp_path / "dark.mp4", frames, fps=12.5, audio=write_silent_aac(tmp_path / "sound.m4a"))
     assert main(["-q", "enhance", str(source), "--model", str(model_file), "--compare"]) == 0
@@ -254,6 +252,8 @@ def test_sixteen_bit_input_stays_sixteen_bit_where_the_output_can_hold_it(tmp_pa
 def _dark_views(count: int, seed: int) -> list[tuple[str, np.ndarray]]:
     """The built-in photographs, 60x80, darkened to 15 %, with read noise (one view each)."""
     from tami.data.synthetic import builtin_images
+
+    pytest.importorskip("skimage")  # the photographs ship with scikit-image (the synth extra)
 
     rng = np.random.default_rng(seed)
     out = []

@@ -14,8 +14,6 @@ from silent_audio import write_silent_aac
 from tami.data.video import list_frames, open_video, open_writer, read_image
 from tami.errors import InputError
 
-av = pytest.importorskip("av")
-
 
 def _smooth_frames(count: int, height: int, width: int) -> list[np.ndarray]:
     """Moving textured pattern, float32 (H, W, 3) in [0, 1], with natural-video statistics: detail in luminance,
@@ -34,6 +32,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("size", [(64, 96), (63, 97)])
+@pytest.mark.usefixtures("av")  # libx264 at crf 18 through PyAV
 def test_mp4_round_trip_crf18_keeps_quality_fps_and_size(tmp_path: Path, size: tuple[int, int]) -> None:
     frames = _smooth_frames(12, *size)
     path = tmp_path / "clip.mp4"
@@ -50,6 +49,7 @@ def test_mp4_round_trip_crf18_keeps_quality_fps_and_size(tmp_path: Path, size: t
     assert reader.frame_names()[:2] == ["000000", "000001"]
 
 
+@pytest.mark.usefixtures("av")  # libx264rgb through PyAV
 def test_lossless_h264_is_bit_exact(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (33, 47, 3), dtype=np.uint8) for _ in range(3)]
@@ -119,7 +119,7 @@ def test_folder_natural_sort_gray_rgba_and_bgr_npy(tmp_path: Path) -> None:
     assert single.info.kind == "image" and single.info.count == 1 and len(list(single)) == 1
 
 
-def test_audio_is_copied_from_source(tmp_path: Path) -> None:
+def test_audio_is_copied_from_source(tmp_path: Path, av) -> None:
     source = write_silent_aac(tmp_path / "with_audio.mp4")
     with open_writer(tmp_path / "out.mp4", fps=10, audio_from=source) as writer:
         for frame in _smooth_frames(3, 16, 16):
@@ -158,7 +158,7 @@ def _mp4_bytes(tmp_path: Path) -> bytes:
     return (tmp_path / "ok.mp4").read_bytes()
 
 
-def test_bad_inputs_give_one_clear_error_each(tmp_path: Path) -> None:
+def test_bad_inputs_give_one_clear_error_each(tmp_path: Path, av) -> None:
     data = _mp4_bytes(tmp_path)  # index (moov) at the front: decoding stops early
     (tmp_path / "trunc.mp4").write_bytes(data[: len(data) // 2])
     with av.open(str(tmp_path / "ok.mp4")) as src, av.open(str(tmp_path / "tail.mp4"), "w") as dst:
