@@ -19,8 +19,15 @@ import sys
 
 import pytest
 import torch
-from conftest import FIXTURES, MANIFESTS, fixture_archs, fixture_variants, load_fixture_tensors, load_meta
-from conftest import missing_fixtures
+from conftest import (
+    FIXTURES,
+    MANIFESTS,
+    fixture_archs,
+    fixture_variants,
+    load_fixture_tensors,
+    load_meta,
+    missing_fixtures,
+)
 
 import tami.backbones as tb
 from tami.backbones.checkpoints import detect_arch

@@ -24,6 +24,10 @@ def _toy_registry() -> Registry:
     def square(side: float = 2.0) -> tuple[str, float]:
         return "square", side
 
+    @reg.register("plain")
+    class Plain:
+        pass
+
     @reg.register("free")
     def free(**options: object) -> dict:
         return dict(options)
@@ -38,8 +42,8 @@ def test_unknown_name_is_a_usage_error_with_close_matches_and_the_known_list():
     err = info.value
     assert isinstance(err, KeyError) and isinstance(err, UsageError) and isinstance(err, TamiError)
     # A sentence, not a quoted key (KeyError's str() would add quotes).
-    assert str(err) == "unknown widget 'rund'; did you mean round? (known: free, round, square)"
-    with pytest.raises(UnknownNameError, match=r"^unknown widget 'zzz' \(known: free, round, square\)$"):
+    assert str(err) == "unknown widget 'rund'; did you mean round? (known: free, plain, round, square)"
+    with pytest.raises(UnknownNameError, match=r"^unknown widget 'zzz' \(known: free, plain, round, square\)$"):
         reg.create("zzz")
 
 
@@ -55,15 +59,18 @@ def test_create_checks_options_against_the_signature():
     assert isinstance(info.value, TypeError) and isinstance(info.value, UsageError)
     with pytest.raises(OptionError, match="widget 'square' has no option 'radius'; its options are side"):
         reg.create("square", radius=1.0)
+    assert type(reg.create("plain")).__name__ == "Plain"
+    with pytest.raises(OptionError, match="widget 'plain' has no option 'size'; its options are none"):
+        reg.create("plain", size=1)
 
 
 def test_duplicates_fail_naming_both_modules_and_names_filter():
     reg = _toy_registry()
     with pytest.raises(KeyError, match=f"widget 'round' is already registered by {__name__}"):
         reg.register("round")(lambda: None)
-    assert reg.names() == ["free", "round", "square"]
+    assert reg.names() == ["free", "plain", "round", "square"]
     assert reg.names("s*") == ["square"]
-    assert "round" in reg and "oval" not in reg and len(reg) == 3
+    assert "round" in reg and "oval" not in reg and len(reg) == 4
 
 
 # Every kind of registry offers create_<kind>(name, **options) and list_<kind>s(pattern).
@@ -87,6 +94,12 @@ def test_every_registry_has_the_same_verbs_and_errors(kind):
     option = next(iter(options))
     with pytest.raises(OptionError, match=f"{kind} '{name}' has no option 'bogus'; its options are .*{option}"):
         create(name, bogus=1)
+
+
+def test_a_metric_without_options_refuses_every_option():
+    assert create_metric("mabd").options() == {}
+    with pytest.raises(OptionError, match="metric 'mabd' has no option 'flow'; its options are none"):
+        create_metric("mabd", flow="dis")
 
 
 def test_option_values_are_still_input_errors():

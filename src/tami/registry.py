@@ -22,6 +22,8 @@ T = TypeVar("T")
 def option_names(fn: Callable[..., Any]) -> list[str] | None:
     """Keyword options ``fn`` (a class: its ``__init__``) takes, or ``None`` when it takes ``**kwargs``."""
     target = fn.__init__ if inspect.isclass(fn) else fn  # type: ignore[misc]
+    if target is object.__init__:  # a class without its own __init__ takes no options
+        return []
     params = list(inspect.signature(target).parameters.values())
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
