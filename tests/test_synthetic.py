@@ -104,6 +104,7 @@ def test_flow_between_frames_matches_the_path_with_zoom_and_rotation() -> None:
 
 
 def test_builtin_images_split_and_missing_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("skimage")
     assert not set(BUILTIN_SPLITS["train"]) & set(BUILTIN_SPLITS["test"])
     names = builtin_names()
     assert set(builtin_names("train")) <= set(BUILTIN_SPLITS["train"]) and "astronaut" in names
@@ -142,6 +143,7 @@ def test_generate_dataset_writes_the_generic_layout_deterministically(tmp_path: 
 def test_v1_preset_reproduces_the_first_generator_bit_for_bit() -> None:
     import hashlib
 
+    pytest.importorskip("skimage")
     image = builtin_images("train")[0][1]  # astronaut
     clip = synthesize(image, frames=5, size=(48, 64), seed=3, preset="v1", flicker=0.2, color_cast=0.1)
     digest = hashlib.sha256(np.rint(clip.lq * 255).astype(np.uint8).tobytes()).hexdigest()
