@@ -45,9 +45,11 @@ def _frame(width: int, height: int, t: int) -> torch.Tensor:
 
 
 #: The bundled model's configuration (``configs/memory_probe.yaml``): Retinexformer n_feat 16 with 8-px memory
-#: and IGFE cells, 5 frames of memory and a full softmax.
+#: and IGFE cells, 5 frames of memory and a full softmax, at most 1,024 tokens per frame (the cap does not bind on
+#: training crops or 256x256 clips; at 960x512 it makes the cells about 22 px: 4,096 tokens cost +358 % CPU time).
 BUNDLED = {"backbone": "retinexformer", "backbone_options": {"n_feat": 16, "num_blocks": [1, 1, 1]},
-           "adapter_options": {"memory_scale": 0.5, "igfe_pool": 2, "memory_frames": 5, "top_m": None}}
+           "adapter_options": {"memory_scale": 0.5, "igfe_pool": 2, "memory_frames": 5, "top_m": None,
+                               "igfe_max_tokens": 1024, "memory_max_tokens": 1024}}
 
 
 def _build(arch: str, backbone_options: dict | None = None, adapter_options: dict | None = None) -> TAMI:
