@@ -2,6 +2,8 @@
 
 Reading never holds a whole video in memory: frames are decoded one at a time. Every frame comes out as an
 ``(H, W, 3) float32`` RGB array in ``[0, 1]`` whatever the source (8/16-bit, grayscale, RGBA, float TIFF/NPY).
+Video files are decoded by :mod:`tami.data.decode` when PyAV is installed (colour from the stream's tags, 10-bit
+precision, rotation, timestamps, tolerant of truncated and corrupt streams), otherwise by OpenCV.
 
 Writing goes to a temporary name beside the target and is renamed only when :meth:`VideoWriter.close` succeeds,
 so an exception inside ``with open_writer(...)`` leaves no output behind.
@@ -10,7 +12,10 @@ Video files are written with H.264 through PyAV (``pip install "tami[video]"``) 
 with OpenCV's MPEG-4 Part 2 (``mp4v``) encoder. Frame-size rule for H.264: even sizes use ``yuv420p`` (plays
 everywhere); odd widths or heights use ``yuv444p`` (High 4:4:4 profile), which has no chroma subsampling and
 therefore stores the exact size, so a written video reads back at the size it was given. ``lossless=True`` uses
-``libx264rgb`` at CRF 0, which stores the RGB frames bit-exactly.
+``libx264rgb`` at CRF 0, which stores the RGB frames bit-exactly. H.264 frames are converted to Y'CbCr with the
+BT.709 matrix at limited range, and the stream is tagged so (players and :mod:`tami.data.decode` read it back
+the same way). Given timestamps (``write(frame, pts=...)`` with the writer's ``time_base``), frames keep them:
+variable frame rates and gaps survive.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from .colour import ColourSpec, rgb_to_yuv
+from .decode import DecodeReport, FileDecoder, TimedFrame
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +161,13 @@ class VideoInfo:
         fps: frames per second when the source stores it (files), else None.
         count: number of frames when known (folders and images always; files from their index).
         height, width: frame size in pixels.
+        count: number of frames when known (folders and images always; files: what the header claims, a hint
+            only - the stream is decoded to its end, see :attr:`VideoReader.report`).
         names: frame names (file stems) of folders and images; None for video files.
-        bit_depth: 16 when the (first) frame file stores 16-bit integers, else 8 (video files are read as 8-bit).
+        bit_depth: 16 when the (first) frame file stores 16-bit integers, else 8 (video files: see ``colour``).
+        rotation: clockwise degrees applied to a video file's stored frames (its rotation metadata).
+        colour: how a video file's Y'CbCr maps to RGB, e.g. ``BT.709 limited 10-bit`` (None: RGB or unknown).
+        time_base: unit of a video file's frame timestamps (None: no timestamps).
     """
 
     path: Path
@@ -166,20 +178,30 @@ class VideoInfo:
     width: int
     names: list[str] | None
     bit_depth: int = 8
+    rotation: int = 0
+    colour: str | None = None
+    time_base: Fraction | None = None
 
 
 class VideoReader:
     """Stream the frames of a video file, frame folder or single image as float RGB arrays.
 
     Use :func:`open_video`. Iterating yields ``(H, W, 3) float32`` RGB frames in ``[0, 1]`` one at a time; each new
-    iteration starts again from the first frame. Usable as a context manager.
+    iteration starts again from the first frame. A frame of a video file that cannot be decoded is skipped and its
+    place filled by the previous frame (so positions and timing match the source; :meth:`timed` tells fills apart);
+    with ``strict`` it is an error, as is a stream that ends before its header's frame count. After an iteration,
+    :attr:`report` says how many frames were read, skipped and filled. Usable as a context manager.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, bgr_npy: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, bgr_npy: bool = False, strict: bool = False) -> None:
         self.path = Path(path)
         self.bgr_npy = bgr_npy
+        self.strict = strict
+        self.report = DecodeReport()
         self._frames: list[Path] = []
         self._alpha_reported = False
+        self._decoder: FileDecoder | None = None
+        self._positions: int | None = None
         if not self.path.exists():
             raise InputError(f"input not found: {self.path}; give a video file, a folder of frames or an image")
         if self.path.is_dir() or self.path.suffix.lower() in IMAGE_SUFFIXES:
@@ -223,6 +245,13 @@ class VideoReader:
     def _probe_file(self) -> VideoInfo:
         if self.path.stat().st_size == 0:
             raise InputError(f"video {self.path} is empty (0 bytes); give a complete video file")
+        if _have_pyav():
+            self._decoder = FileDecoder(self.path, strict=self.strict)
+            s = self._decoder.info
+            self.report = DecodeReport(header_count=s.header_count)
+            return VideoInfo(self.path, "file", s.fps, s.header_count, s.height, s.width, None,
+                             bit_depth=16 if s.colour is not None and s.colour.bits > 8 else 8, rotation=s.rotation,
+                             colour=s.colour.describe() if s.colour else None, time_base=s.time_base)
         cap = self._open_capture()
         try:
             fps = float(cap.get(cv2.CAP_PROP_FPS))
@@ -235,7 +264,26 @@ class VideoReader:
         return VideoInfo(self.path, "file", fps if fps > 0 else None, count if count > 0 else None,
                          frame.shape[0], frame.shape[1], None)
 
-    def _iter_file(self) -> Iterator[np.ndarray]:
+    def _timed_file(self) -> Iterator[TimedFrame]:
+        if self._decoder is not None:
+            try:
+                yield from self._decoder.frames()
+            finally:
+                self.report = self._decoder.report
+            return
+        self.report = DecodeReport(header_count=self.info.count)
+        for frame in self._iter_opencv():
+            self.report.read += 1
+            yield TimedFrame(frame, None, None)
+        if self.report.ended_early:
+            message = (f"the header claims {self.info.count} frames, the stream holds {self.report.read}")
+            if self.strict:
+                raise InputError(f"video {self.path} is truncated: {message}; re-download or re-encode it, "
+                                 "or drop --strict to use the frames it has")
+            logger.warning("warning: %s: %s; all %d decodable frames were used", self.path, message,
+                           self.report.read)
+
+    def _iter_opencv(self) -> Iterator[np.ndarray]:
         cap = self._open_capture()
         index = 0
         try:
@@ -252,12 +300,6 @@ class VideoReader:
                 index += 1
         finally:
             cap.release()
-        expected = self.info.count
-        if expected is not None and index < expected:
-            raise InputError(
-                f"video {self.path} is truncated or corrupt: decoded {index} of {expected} frames; "
-                "re-download or re-encode it"
-            )
 
     def _iter_files(self) -> Iterator[np.ndarray]:
         size = (self.info.height, self.info.width)
@@ -272,20 +314,26 @@ class VideoReader:
 
     # -- public ------------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[np.ndarray]:
-        """Yield ``(H, W, 3) float32`` RGB frames in ``[0, 1]``, decoded one at a time."""
-        return self._iter_file() if self.info.kind == "file" else self._iter_files()
+        """Yield ``(H, W, 3) float32`` RGB frames in ``[0, 1]``, decoded one at a time (fills included)."""
+        return (frame.image for frame in self.timed())
+
+    def timed(self) -> Iterator[TimedFrame]:
+        """Yield every frame with its timestamp and whether it fills the place of an undecodable frame."""
+        if self.info.kind == "file":
+            return self._timed_file()
+        return (TimedFrame(frame, None, None) for frame in self._iter_files())
 
     def frame_names(self) -> list[str]:
         """Frame names: file stems for folders/images, ``"000000"``, ``"000001"``, ... for video files.
 
-        For a file whose frame count is not in its index, the frames are counted by decoding them (streamed).
+        A video file's positions are counted by decoding it to its end (streamed, once): its header's count is
+        only a hint.
         """
         if self.info.names is not None:
             return list(self.info.names)
-        count = self.info.count
-        if count is None:
-            count = sum(1 for _ in self._iter_file())
-        return [f"{i:06d}" for i in range(count)]
+        if self._positions is None:
+            self._positions = sum(1 for _ in self.timed())
+        return [f"{i:06d}" for i in range(self._positions)]
 
     def close(self) -> None:
         """Release resources (captures are opened per iteration, so nothing is held between frames)."""
@@ -298,26 +346,31 @@ class VideoReader:
         self.close()
 
 
-def open_video(path: str | os.PathLike[str], *, bgr_npy: bool = False) -> VideoReader:
+def open_video(path: str | os.PathLike[str], *, bgr_npy: bool = False, strict: bool = False) -> VideoReader:
     """Open a video file, a folder of frames or a single image for streaming.
 
     Args:
         path: ``.mp4``/``.avi``/``.mkv``/``.mov``/... file, folder of png/jpg/bmp/tif/npy frames (natural order),
             or one image.
         bgr_npy: ``.npy`` frames hold BGR channels (as the SDSD ``*_np`` releases do). Never guessed.
+        strict: an undecodable frame, or a stream shorter than its header says, is an error (else a warning).
 
     Returns:
-        A :class:`VideoReader`; ``reader.info`` says kind, fps, count and size.
+        A :class:`VideoReader`; ``reader.info`` says kind, fps, count and size; the first frame has been decoded.
 
     Raises:
         InputError: missing, empty, corrupt or unsupported input; a folder without frames.
     """
-    return VideoReader(path, bgr_npy=bgr_npy)
+    return VideoReader(path, bgr_npy=bgr_npy, strict=strict)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------------
+
+# What the H.264 writer stores and tags: the HD matrix at limited range, which every player reads right.
+_WRITTEN_COLOUR = ColourSpec("bt709", full_range=False, bits=8)
+
 
 def _have_pyav() -> bool:
     return importlib.util.find_spec("av") is not None
@@ -355,7 +408,8 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None = None, *, audio_from: Path | None = None,
-                 crf: int = 18, bit_depth: int = 8, lossless: bool = False) -> None:
+                 crf: int = 18, bit_depth: int = 8, lossless: bool = False,
+                 time_base: Fraction | None = None) -> None:
         self.path = Path(path)
         self.is_folder = is_folder_target(self.path)
         if bit_depth not in (8, 16):
@@ -379,6 +433,8 @@ class VideoWriter:
         self.crf = crf
         self.bit_depth = bit_depth
         self.lossless = lossless
+        self.time_base = time_base
+        self._last_pts: int | None = None
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.count = 0
         self._size: tuple[int, int] | None = None
@@ -407,7 +463,12 @@ class VideoWriter:
             else:
                 stream.pix_fmt = "yuv420p" if height % 2 == 0 and width % 2 == 0 else "yuv444p"
                 stream.options = {"crf": str(self.crf)}
-            stream.codec_context.time_base = 1 / rate
+                context = stream.codec_context  # tag what _av_frame writes: BT.709, limited range
+                context.colorspace, context.color_range = 1, 1
+                context.color_primaries, context.color_trc = 1, 1
+            stream.codec_context.time_base = self.time_base or 1 / rate
+            if self.time_base is not None:
+                stream.time_base = self.time_base
             self._backend, self._stream = container, stream
             if self.audio_from is not None:
                 self._add_audio()
@@ -421,13 +482,34 @@ class VideoWriter:
                                  "(pip install \"tami[video]\") or write a frame folder")
             self._backend = writer
 
-    def _av_frame(self, frame: np.ndarray) -> Any:
+    def _av_frame(self, frame: np.ndarray, pts: int | None) -> Any:
         import av
 
-        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        vf.pts = self.count
+        if self.lossless:
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        else:
+            height, width = frame.shape[:2]
+            subsample = self._stream.pix_fmt == "yuv420p"
+            y, u, v = rgb_to_yuv(frame, _WRITTEN_COLOUR, subsample=subsample)
+            if subsample:
+                planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(height * 3 // 2, width)
+                vf = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            else:
+                vf = av.VideoFrame.from_ndarray(np.stack([y, u, v]), format="yuv444p")
+            vf.colorspace, vf.color_range = 1, 1
+        vf.pts = self._next_pts(pts)
         vf.time_base = self._stream.codec_context.time_base
         return vf
+
+    def _next_pts(self, pts: int | None) -> int:
+        """``pts`` when given and after the previous one; else the frame's index (or one tick after the last)."""
+        if pts is None or self.time_base is None:
+            pts = self.count if self.time_base is None else None
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            step = 1 if self.time_base is None else max(1, round(1 / (self.fps * self.time_base)))
+            pts = 0 if self._last_pts is None else self._last_pts + step
+        self._last_pts = pts
+        return pts
 
     def _add_audio(self) -> None:
         """Open ``audio_from`` and add its first audio stream to the output (before any packet is written)."""
@@ -463,12 +545,14 @@ class VideoWriter:
         self._audio = None
 
     # -- public ------------------------------------------------------------------------------------------------
-    def write(self, frame: np.ndarray, name: str | None = None) -> None:
+    def write(self, frame: np.ndarray, name: str | None = None, pts: int | None = None) -> None:
         """Append one frame.
 
         Args:
             frame: ``(H, W, 3)`` RGB, float in ``[0, 1]`` (clipped, rounded) or uint8 (uint16 for 16-bit folders).
             name: file stem for frame folders (default: ``000000``, ``000001``, ...); ignored for video files.
+            pts: presentation time in the writer's ``time_base`` (video files with a ``time_base`` only; a missing
+                or non-increasing one continues from the previous frame at the nominal rate).
 
         Raises:
             InputError: wrong shape, or a size different from the first frame.
@@ -493,7 +577,7 @@ class VideoWriter:
                 raise InputError(f"cannot encode frame {self.count} as png")
             buf.tofile(target)
         elif self._stream is not None:
-            for packet in self._stream.encode(self._av_frame(data)):
+            for packet in self._stream.encode(self._av_frame(data, pts)):
                 self._backend.mux(packet)
         else:
             self._backend.write(np.ascontiguousarray(data[:, :, ::-1]))
@@ -555,7 +639,8 @@ class VideoWriter:
 
 
 def open_writer(path: str | os.PathLike[str], fps: float | None = None, *, audio_from: Path | None = None,
-                crf: int = 18, bit_depth: int = 8, lossless: bool = False) -> VideoWriter:
+                crf: int = 18, bit_depth: int = 8, lossless: bool = False,
+                time_base: Fraction | None = None) -> VideoWriter:
     """Open an atomic writer: a video file when ``path`` has a video suffix, else a png frame folder.
 
     Args:
@@ -567,8 +652,11 @@ def open_writer(path: str | os.PathLike[str], fps: float | None = None, *, audio
         crf: H.264 quality, 0..51, lower is better (18 is visually lossless).
         bit_depth: 8, or 16 for png folders.
         lossless: H.264 through ``libx264rgb`` at CRF 0: bit-exact RGB (larger files, fewer players).
+        time_base: unit of the ``pts`` given to :meth:`VideoWriter.write` (e.g. the source stream's), so frames
+            keep their source timing; None: frame ``i`` is shown at ``i / fps``.
 
     Raises:
         InputError: unsupported suffix or option; a folder target holding non-frame files.
     """
-    return VideoWriter(path, fps, audio_from=audio_from, crf=crf, bit_depth=bit_depth, lossless=lossless)
+    return VideoWriter(path, fps, audio_from=audio_from, crf=crf, bit_depth=bit_depth, lossless=lossless,
+                       time_base=time_base)
