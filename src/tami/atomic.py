@@ -54,3 +54,16 @@ def atomic_path(path: str | os.PathLike[str], *, directory: bool = False) -> Ite
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`~tami.errors.InputError` unless ``path`` can be created (its nearest existing ancestor is a
+    writable folder): checked before any work, so a long run cannot fail at its very end for want of a folder."""
+    from .errors import InputError
+
+    target = Path(path)
+    existing = next(p for p in [target.parent, *target.parent.parents] if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise InputError(f"cannot write {target}: {existing} is a file, not a folder; choose a writable output path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {target}: folder {existing} is not writable; choose a writable output path")

@@ -4,6 +4,11 @@
 processes one frame at a time, so memory stays flat over any video length. Padding to the backbone's
 ``multiple_of`` happens inside the model (the adapter) or in :meth:`Enhancer.step` (backbone-only mode) through
 :func:`tami.backbones.pad_to_multiple`, the only padding helper.
+
+Before the first frame of a video, :meth:`Enhancer.check` makes sure the work can finish: the input decodes, the
+outputs are writable, and the frame fits the device's memory (:mod:`tami.budget`); a frame that does not fit whole
+is enhanced in overlapping tiles (:mod:`tami.tiling`), and one that does not fit even so is refused, naming
+``--max-side``.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from torch import Tensor
 
 from .adapter import TAMI, StreamState
 from .adapter.io import load_model
-from .atomic import atomic_path
+from .atomic import atomic_path, check_writable
 from .backbones import crop_to, pad_to_multiple
+from .budget import GIB, MemoryModel, available_bytes, measure_model
 from .data.video import (IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer,
                          to_uint)
 from .errors import InputError
+from .tiling import TileBlender, tile_grid
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +118,9 @@ class EnhanceOptions:
         backbone_only: run the frozen image backbone frame by frame (no temporal adapter), for comparison.
         scene_cut: histogram distance in [0, 1] above which a frame counts as a scene cut and resets the memory;
             None disables the test.
+        tile: enhance frames in overlapping tiles of this side (pixels, at the working size); None: only when a
+            whole frame would not fit in memory.
+        memory_limit: plan for at most this many GiB of memory (default: what the device has free).
     """
 
     device: str = "auto"
@@ -119,6 +129,29 @@ class EnhanceOptions:
     max_side: int | None = None
     backbone_only: bool = False
     scene_cut: float | None = 0.3
+    tile: int | None = None
+    memory_limit: float | None = None
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """How frames of one size are enhanced: at ``size`` (after ``--max-side``), whole or in ``tile``-px tiles.
+
+    ``need`` is the estimated peak memory in bytes and ``available`` the free memory (None: unknown).
+    """
+
+    size: tuple[int, int]
+    tile: int | None
+    overlap: int
+    need: float
+    available: int | None
+
+    def describe(self) -> str:
+        """E.g. ``3840x2160 in 512-px tiles, ~3.1 GiB of 20.5 GiB free``."""
+        h, w = self.size
+        how = f"in {self.tile}-px tiles (overlap {self.overlap})" if self.tile else "whole"
+        free = f" of {self.available / GIB:.1f} GiB free" if self.available is not None else ""
+        return f"{w}x{h} {how}, ~{self.need / GIB:.1f} GiB{free}"
 
 
 class SceneCutDetector:
@@ -183,13 +216,17 @@ class SceneCutDetector:
 
 @dataclass
 class EnhanceStats:
-    """What one :meth:`Enhancer.enhance_video` call did."""
+    """What one :meth:`Enhancer.enhance_video` call did: ``frames`` written (``read`` decoded, plus one fill for
+    each frame ``skipped`` between decoded ones), in ``seconds``."""
 
     input: Path
     output: Path
     frames: int
     seconds: float
     scene_cuts: int
+    read: int = 0
+    skipped: int = 0
+    plan: FramePlan | None = None
 
     @property
     def fps(self) -> float:
@@ -224,21 +261,95 @@ class Enhancer:
             raise InputError(
                 f"--max-side must be at least {model.backbone.multiple_of}, got {self.options.max_side}"
             )
+        if self.options.tile is not None and self.options.tile < _MIN_TILE:
+            raise InputError(f"--tile must be at least {_MIN_TILE} pixels, got {self.options.tile}")
         self.model = model.to(self.device).eval()
         self.cuts = SceneCutDetector(self.options.scene_cut) if self.options.scene_cut is not None else None
         self.scene_cuts = 0
-        self._state: StreamState | None = None
+        self._states: dict[int, StreamState] = {}  # one per tile (key 0 when frames are enhanced whole)
+        self._memory_model: MemoryModel | None = None
+        self._plans: dict[tuple[int, int], FramePlan] = {}
+        self._blenders: dict[tuple[int, int], TileBlender] = {}
 
     @property
     def state(self) -> StreamState | None:
-        """The adapter's state for the current video (None before its first frame, after a cut, or backbone-only)."""
-        return self._state
+        """The adapter's state for the current video (None before its first frame, after a cut, or backbone-only;
+        with tiles, the first tile's)."""
+        return self._states.get(0)
 
     def reset(self) -> None:
         """Start a new video: empty memory, zero hidden state, no previous frame for the cut test."""
-        self._state = None
+        self._states.clear()
         if self.cuts is not None:
             self.cuts.reset()
+
+    # -- memory ------------------------------------------------------------------------------------------------
+    def memory_model(self) -> MemoryModel:
+        """The model's measured memory need per frame pixel (measured once, on two small inputs)."""
+        if self._memory_model is None:
+            steps = 1 if self.options.backbone_only or self.options.memory == 0 else 2
+
+            def run(x: Tensor) -> int:
+                self._states = {}
+                for _ in range(steps):
+                    self._run(x)
+                state = self._states.get(0)
+                if state is None:
+                    return 0
+                hidden = state.hidden.nelement() * state.hidden.element_size() if state.hidden is not None else 0
+                return state.memory.nbytes() + hidden
+
+            m = self.model.backbone.multiple_of
+            saved = self._states  # the probe runs on its own states; the current video's are kept
+            try:
+                self._memory_model = measure_model(run, (-(-64 // m) * m, -(-128 // m) * m), self.device)
+            finally:
+                self._states = saved
+        return self._memory_model
+
+    def plan(self, height: int, width: int) -> FramePlan:
+        """How frames of ``height x width`` are enhanced on this device: whole, in tiles, or not at all.
+
+        Raises:
+            InputError: not even the smallest tiles fit in the free memory (the message names ``--max-side``).
+        """
+        if (height, width) in self._plans:
+            return self._plans[(height, width)]
+        ih, iw = self._internal_size(height, width)
+        limit = None if self.options.memory_limit is None else int(self.options.memory_limit * GIB)
+        available = available_bytes(self.device, limit)
+        if self.options.tile is None and (available is None or ih * iw <= _SMALL_FRAME):
+            plan = FramePlan((ih, iw), None, 0, 0.0, available)
+        else:
+            plan = self._fit(ih, iw, available)
+        self._plans[(height, width)] = plan
+        logger.debug("frames of %dx%d: %s", width, height, plan.describe())
+        return plan
+
+    def _fit(self, ih: int, iw: int, available: int | None) -> FramePlan:
+        model = self.memory_model()
+        # Frames in flight outside the model: input, working copy, output, and the tile blend buffers.
+        budget = None if available is None else 0.9 * available - 6 * ih * iw * 3 * 4
+        if self.options.tile is None:
+            need = model.frame_bytes(ih * iw)
+            if budget is None or need <= budget:
+                return FramePlan((ih, iw), None, 0, need, available)
+        m = self.model.backbone.multiple_of
+        sides = [self.options.tile] if self.options.tile else range(max(ih, iw) // m * m, _MIN_TILE - 1, -m)
+        for tile in sides:
+            overlap = _overlap(tile)
+            tiles = tile_grid(ih, iw, tile, overlap)
+            covered = sum((t.bottom - t.top) * (t.right - t.left) for t in tiles)
+            need = model.tiled_bytes(min(tile * tile, ih * iw), covered)
+            if self.options.tile or budget is None or need <= budget:
+                return FramePlan((ih, iw), tile if len(tiles) > 1 else None, overlap, need, available)
+        side = max(ih, iw)
+        smaller = max(m, int(side * (max(budget, 0.0) / model.frame_bytes(ih * iw)) ** 0.5) // m * m)
+        raise InputError(
+            f"{iw}x{ih} frames need about {model.frame_bytes(ih * iw) / GIB:.1f} GiB on {self.device} but only "
+            f"{available / GIB:.1f} GiB is free, too little even for {_MIN_TILE}-px tiles; "  # type: ignore[operator]
+            f"enhance them smaller with --max-side {smaller} (or free memory)"
+        )
 
     # -- one frame ---------------------------------------------------------------------------------------------
     def _internal_size(self, h: int, w: int) -> tuple[int, int]:
@@ -252,17 +363,22 @@ class Enhancer:
         return torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32)).permute(2, 0, 1)[None].to(self.device)
 
     @torch.inference_mode()
-    def _run(self, x: Tensor) -> Tensor:
+    def _run(self, x: Tensor, key: int = 0) -> Tensor:
+        """One model step on ``x`` with the stream state of tile ``key``."""
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             if self.options.backbone_only:
                 padded, size = pad_to_multiple(x, self.model.backbone.multiple_of)
                 return crop_to(self.model.backbone(padded), size).float()
             stateless = self.options.memory == 0
-            if self._state is None or stateless:
-                self._state = self.model.init_state(batch=1)
-            out, self._state, _ = self.model.step(x, self._state, write=not stateless)  # nothing reads a write
+            state = self._states.get(key)
+            if state is None or stateless:
+                state = self.model.init_state(batch=1)
+            out, self._states[key], _ = self.model.step(x, state, write=not stateless)  # nothing reads a write
             return out.float()
+
+    def _enhance(self, frame: np.ndarray, key: int = 0) -> np.ndarray:
+        return self._run(self._to_tensor(frame), key)[0].clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """Enhance the next frame of the current video.
@@ -278,14 +394,20 @@ class Enhancer:
         """
         if frame.ndim != 3 or frame.shape[2] != 3 or not np.issubdtype(frame.dtype, np.floating):
             raise InputError(f"frames must be (H, W, 3) float RGB arrays in [0, 1], got {frame.dtype} {frame.shape}")
-        if self.cuts is not None and self.cuts.is_cut(frame) and self._state is not None:
+        if self.cuts is not None and self.cuts.is_cut(frame) and self._states:
             self.scene_cuts += 1
-            self._state = None
+            self._states.clear()
             logger.debug("scene cut: adapter memory reset")
         h, w = frame.shape[:2]
-        ih, iw = self._internal_size(h, w)
+        plan = self.plan(h, w)
+        ih, iw = plan.size
         small = frame if (ih, iw) == (h, w) else cv2.resize(frame, (iw, ih), interpolation=cv2.INTER_AREA)
-        out = self._run(self._to_tensor(small))[0].clamp(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+        if plan.tile is None:
+            out = self._enhance(small)
+        else:
+            if (ih, iw) not in self._blenders:
+                self._blenders[(ih, iw)] = TileBlender(ih, iw, plan.tile, plan.overlap)
+            out = self._blenders[(ih, iw)].run(small, lambda key, window: self._enhance(window, key))
         if (ih, iw) != (h, w):
             out = np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
         return out
@@ -297,49 +419,77 @@ class Enhancer:
             yield self.step(frame)
 
     # -- files -------------------------------------------------------------------------------------------------
+    def check(self, source: str | os.PathLike[str], outputs: Iterable[str | os.PathLike[str]], *,
+              strict: bool = False) -> tuple[VideoInfo, FramePlan]:
+        """Everything that can be checked before the first frame is enhanced.
+
+        The input opens and its first frame decodes, every output can be written, and the frames fit this device's
+        memory (whole or in tiles).
+
+        Raises:
+            InputError: the first problem found, as one line naming the fix.
+        """
+        info = open_video(source, strict=strict).info
+        for target in outputs:
+            check_writable(target)
+        return info, self.plan(info.height, info.width)
+
     def enhance_video(
         self,
         source: str | os.PathLike[str],
         output: str | os.PathLike[str],
         *,
         compare: str | os.PathLike[str] | None = None,
+        strict: bool = False,
         on_start: Callable[[VideoInfo], None] | None = None,
         on_frame: Callable[[int], None] | None = None,
     ) -> EnhanceStats:
         """Enhance a video file, frame folder or image into ``output``; nothing partial is left on failure.
 
+        A video file is decoded to the end of its stream; a frame that cannot be decoded is filled by repeating the
+        previous enhanced frame at its timestamp, so the output keeps the source's timing and audio sync (see
+        :class:`tami.data.video.VideoReader`). With ``strict`` either is an error and nothing is written.
+
         Args:
             source: input video file, frame folder or single image.
-            output: video file (source fps and audio kept), frame folder (frame names kept) or image path.
+            output: video file (source timing and audio kept), frame folder (frame names kept) or image path.
             compare: optional second output showing input | output side by side.
+            strict: refuse truncated or damaged video files instead of using what decodes.
             on_start: called once with the input's :class:`VideoInfo` (e.g. to size a progress bar).
             on_frame: called after every frame with the number of frames done.
 
         Raises:
-            InputError: unreadable input, unwritable output, bad frames.
+            InputError: unreadable input, unwritable output, bad frames; found before any frame is enhanced
+                wherever they can be (:meth:`check`).
         """
         source, output = Path(source), Path(output)
-        reader = open_video(source)
+        targets = [output] if compare is None else [output, Path(compare)]
+        _, plan = self.check(source, targets, strict=strict)
+        reader = open_video(source, strict=strict)
         info = reader.info
         if on_start is not None:
             on_start(info)
         audio = source if info.kind == "file" else None
-        targets = [output] if compare is None else [output, Path(compare)]
         writers: list[VideoWriter | _ImageWriter] = []
         start = time.perf_counter()
         cuts_before = self.scene_cuts
         count = 0
         self.reset()
-        frames = iter(reader)
+        frames = reader.timed()
+        previous: tuple[np.ndarray, np.ndarray] | None = None
         try:
             for target in targets:
                 writers.append(_open_output(target, info, audio))
-            for count, frame in enumerate(frames, start=1):
-                out = self.step(frame)
+            for count, item in enumerate(frames, start=1):
+                if item.filled and previous is not None:
+                    frame, out = previous  # a skipped frame: hold the previous one, leave the state alone
+                else:
+                    frame, out = item.image, self.step(item.image)
+                previous = frame, out
                 name = info.names[count - 1] if info.names is not None else None
-                writers[0].write(out, name=name)
+                writers[0].write(out, name=name, pts=item.pts)
                 if compare is not None:
-                    writers[1].write(np.concatenate([frame, out], axis=1), name=name)
+                    writers[1].write(np.concatenate([frame, out], axis=1), name=name, pts=item.pts)
                 if on_frame is not None:
                     on_frame(count)
             for writer in writers:
@@ -350,7 +500,20 @@ class Enhancer:
             raise
         finally:
             frames.close()
-        return EnhanceStats(source, output, count, time.perf_counter() - start, self.scene_cuts - cuts_before)
+        report = reader.report
+        read = report.read if info.kind == "file" else count
+        return EnhanceStats(source, output, count, time.perf_counter() - start, self.scene_cuts - cuts_before,
+                            read=read, skipped=report.skipped + report.trailing, plan=plan)
+
+
+_MIN_TILE = 64
+# Frames up to 256x256 are never measured: the measurement itself (at 64x64 and 128x128) would cost more.
+_SMALL_FRAME = 256 * 256
+
+
+def _overlap(tile: int) -> int:
+    """Overlap of ``tile``-px tiles: an eighth of the side, at least 16 px, so seams are blended over a wide band."""
+    return max(16, tile // 8)
 
 
 def _open_output(path: Path, info: VideoInfo, audio: Path | None) -> VideoWriter | _ImageWriter:
@@ -364,7 +527,8 @@ def _open_output(path: Path, info: VideoInfo, audio: Path | None) -> VideoWriter
         folder = is_folder_target(path)
         if info.bit_depth == 16 and not folder:
             logger.info("%s: 16-bit input written as 8-bit video; give a folder path to keep 16 bits", path.name)
-        return open_writer(path, info.fps, audio_from=audio, bit_depth=info.bit_depth if folder else 8)
+        return open_writer(path, info.fps, audio_from=audio, bit_depth=info.bit_depth if folder else 8,
+                           time_base=None if folder else info.time_base)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable output path") from None
 
@@ -383,7 +547,7 @@ class _ImageWriter:
         self._frame: np.ndarray | None = None
         self._closed = False
 
-    def write(self, frame: np.ndarray, name: str | None = None) -> None:
+    def write(self, frame: np.ndarray, name: str | None = None, pts: int | None = None) -> None:
         self._frame = frame
 
     def close(self) -> None:
