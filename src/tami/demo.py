@@ -126,13 +126,13 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def load_input(video: str | os.PathLike[str] | None, *, frames: int, size: tuple[int, int]
+def load_input(video: str | os.PathLike[str] | None, *, frames: int, size: tuple[int, int], strict: bool = False
                ) -> tuple[str, np.ndarray, np.ndarray | None, float]:
     """The demo input: a held-out synthetic clip with GT, or the first ``frames`` frames of ``video``."""
     if video is None:
         name, lq, gt = heldout_clip(0, frames=frames, size=size)
         return f"synthetic clip from the held-out photograph '{name[3:]}'", lq, gt, 25.0
-    reader = open_video(video)
+    reader = open_video(video, strict=strict)
     clip = []
     for frame in reader:
         clip.append(frame)
@@ -146,7 +146,7 @@ def load_input(video: str | os.PathLike[str] | None, *, frames: int, size: tuple
 def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | None = None, *,
              model: str | os.PathLike[str] | None = None, frames: int = 30, size: tuple[int, int] = (256, 256),
              options: EnhanceOptions | None = None,
-             on_frame: Callable[[str, int, int], None] | None = None) -> DemoResult:
+             on_frame: Callable[[str, int, int], None] | None = None, strict: bool = False) -> DemoResult:
     """Run the bundled model with and without its adapter on a demo clip and write everything to ``out_dir``.
 
     Writes ``input.mp4`` (and ``gt.mp4`` for the synthetic clip), ``backbone.mp4``, ``tami.mp4``,
@@ -162,13 +162,14 @@ def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | No
         frames, size: length and frame size of the synthetic clip (``size`` is ignored for user videos).
         options: device/precision/... for both runs (``backbone_only`` is set per run).
         on_frame: progress callback ``(run name, frames done, frames total)``.
+        strict: a truncated or damaged ``video`` is an error (else its decodable frames are used).
 
     Raises:
         InputError: ``out_dir`` holds something else; the video cannot be read or is shorter than 2 frames.
     """
     target = Path(out_dir)
     _check_replaceable(target)
-    source, lq, gt, fps = load_input(video, frames=frames, size=size)
+    source, lq, gt, fps = load_input(video, frames=frames, size=size, strict=strict)
     options = options or EnhanceOptions()
     net = load_enhancement_model(model)
     results: dict[str, np.ndarray] = {}

@@ -52,19 +52,22 @@ class FrameSource:
     unknown length); ``names``: frame names for frame folders / images, None for video files and arrays.
     """
 
-    def __init__(self, name: str, frames: FrameInput) -> None:
+    def __init__(self, name: str, frames: FrameInput, *, strict: bool = False) -> None:
         self.name = name
+        self.strict = strict
         self._path: Path | None = None
         self._frames: Iterable[np.ndarray] | None = None
         self._consumed = False
         self.names: list[str] | None = None
         if isinstance(frames, (str, os.PathLike)):
             self._path = Path(frames)
-            with open_video(self._path) as reader:
+            with open_video(self._path, strict=strict) as reader:
                 info = reader.info
-                self.height, self.width, self.count = info.height, info.width, info.count
+                self.height, self.width = info.height, info.width
+                names = reader.frame_names()  # a video file's header count is a hint: its frames are counted
+                self.count = len(names)
                 if info.kind != "file":
-                    self.names = reader.frame_names()
+                    self.names = names
             return
         if isinstance(frames, np.ndarray):
             if frames.ndim != 4:
@@ -95,7 +98,7 @@ class FrameSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield ``(H, W, 3) float32`` RGB frames in ``[0, 1]``, one at a time."""
         if self._path is not None:
-            with open_video(self._path) as reader:
+            with open_video(self._path, strict=self.strict) as reader:
                 yield from reader
             return
         if self.count is None:
@@ -122,16 +125,18 @@ class FrameSource:
                 break
 
 
-def open_source(name: str, frames: FrameInput) -> FrameSource:
+def open_source(name: str, frames: FrameInput, *, strict: bool = False) -> FrameSource:
     """Wrap a path (video file, frame folder, image) or in-memory frames as a :class:`FrameSource`.
+
+    ``strict``: a truncated or damaged video file is an error (else its decodable frames are used, with a warning).
 
     Raises:
         InputError: missing or unreadable input, no frames, frames that are not ``(H, W, 3)``.
     """
-    return FrameSource(name, frames)
+    return FrameSource(name, frames, strict=strict)
 
 
-def open_sources(methods: Mapping[str, FrameInput]) -> dict[str, FrameSource]:
+def open_sources(methods: Mapping[str, FrameInput], *, strict: bool = False) -> dict[str, FrameSource]:
     """Open every method and check they share one frame size.
 
     Raises:
@@ -139,7 +144,7 @@ def open_sources(methods: Mapping[str, FrameInput]) -> dict[str, FrameSource]:
     """
     if not methods:
         raise InputError("no method given: pass at least one NAME=PATH")
-    sources = {name: open_source(name, frames) for name, frames in methods.items()}
+    sources = {name: open_source(name, frames, strict=strict) for name, frames in methods.items()}
     check_sizes(sources)
     return sources
 
@@ -386,7 +391,7 @@ class TimeSlices:
 
 
 def time_slices(methods: Mapping[str, FrameInput], line: SliceLine, *, frames: slice | None = None,
-                stripe: int = 1) -> TimeSlices:
+                stripe: int = 1, strict: bool = False) -> TimeSlices:
     """Time slices of several methods on one line, frames aligned across methods.
 
     Args:
@@ -394,11 +399,12 @@ def time_slices(methods: Mapping[str, FrameInput], line: SliceLine, *, frames: s
         line: the line (``stop=None`` runs to the frame border).
         frames: frame positions (reference order) to use, e.g. ``slice(10, 40)``; default all.
         stripe: pixels per frame in the slice.
+        strict: a truncated or damaged video file is an error (else its decodable frames are used).
 
     Raises:
         InputError: unreadable inputs, different frame sizes, a line outside the frame, an empty selection.
     """
-    sources = open_sources(methods)
+    sources = open_sources(methods, strict=strict)
     first = next(iter(sources.values()))
     resolved = line.resolve(first.height, first.width)
     check_stripe(stripe, first.width if resolved.axis == "x" else first.height, resolved.axis)

@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--max-side", type=int, default=512, metavar="N",
                         help="process your video at most N pixels on its longer side (default: 512)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse truncated or damaged video files instead of using every decodable frame")
 
 
 def change(new: float, old: float) -> str:
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                              "needs a model: a stage-video run folder or its export/model.safetensors")
     try:
         result = run_demo(args.output, args.video, model=model, frames=args.frames, size=tuple(args.size),
-                          options=options, on_frame=progress)
+                          options=options, on_frame=progress, strict=args.strict)
     finally:
         for bar in bars.values():
             bar.close()

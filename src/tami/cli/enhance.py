@@ -1,11 +1,23 @@
 """Enhance dark videos, frame folders or images with a TAMI model (default: the bundled model).
 
-The output mirrors the input: video → video (source fps and audio kept), folder → folder (frame names kept),
+The output mirrors the input: video → video (source timing and audio kept), folder → folder (frame names kept),
 image → image; 16-bit frames stay 16-bit in png/tif images and frame folders (video files are 8-bit).
 Grayscale frames are enhanced as RGB; an alpha channel is ignored. With one input, -o names the output; with
 several, -o is a folder. Without -o, outputs go next to the inputs as NAME_tami.EXT (NAME_backbone.EXT with
 --backbone-only). Frames are streamed, so memory stays flat over any length; Ctrl-C or an error leaves no
 partial output.
+
+Real-world files: a video is decoded to the end of its stream (the frame count in its header is only a hint); a
+stream that ends early is used up to its last decodable frame, with a warning giving both counts. A frame that
+cannot be decoded (a corrupt packet) is skipped with a warning and its place filled by repeating the previous
+enhanced frame at the skipped frame's timestamp, so the output keeps the source's timing and audio sync. With
+--strict both are errors and nothing is written. Colours follow the stream's tags (BT.601/709/2020, limited or
+full range; untagged HD is BT.709), 10-bit video is read at full precision, rotation metadata is applied and
+variable frame rates keep their timestamps.
+
+Before the first frame, every input is opened, every output folder checked, and the frame size checked against
+the free memory: frames too large to enhance whole are enhanced in overlapping tiles blended without seams
+(--tile forces a tile size); when not even small tiles fit, the input is refused with a --max-side suggestion.
 
 Job arrays: --shard K/N processes every N-th input starting at K (0-based), --skip-existing skips inputs whose
 output already exists, so a Slurm/Kubernetes array can split a collection and be restarted safely. An input that
@@ -65,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="histogram distance (0-1] above which the memory is reset "
                              f"(default: {EnhanceOptions.scene_cut})")
     parser.add_argument("--no-scene-cut", action="store_true", help="never reset the memory within a video")
+    parser.add_argument("--tile", type=int, default=None, metavar="N",
+                        help="enhance frames in overlapping N x N tiles (default: only when a frame does not fit in "
+                             "memory whole)")
+    parser.add_argument("--memory-limit", type=float, default=None, metavar="GB",
+                        help="plan for at most GB GiB of memory (default: what the device has free)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse truncated or damaged videos instead of using every decodable frame")
     parser.add_argument("--shard", default=None, metavar="K/N", help="process only inputs K, K+N, K+2N, ... (0-based)")
     parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose output already exists")
 
@@ -130,13 +149,30 @@ def run(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         backbone_only=backbone_only,
         scene_cut=None if args.no_scene_cut else args.scene_cut,
+        tile=args.tile,
+        memory_limit=args.memory_limit,
     )
     enhancer = Enhancer(choice.model, options)
     logger.info("model: %s on %s (%s%s)", describe(choice), enhancer.device, args.precision,
                 ", backbone only" if backbone_only else "")
-    total_frames, total_seconds = 0, 0.0
     failed: list[Path] = []
-    for source, target in jobs:
+
+    def fail(source: Path, exc: TamiError) -> None:
+        # One bad file must not stop a job array's shard: report it, go on, fail at the end.
+        logger.error("error: %s", exc, exc_info=args.debug)
+        failed.append(source)
+
+    ready = []
+    for source, target in jobs:  # every check that can be made, for every input, before any frame is enhanced
+        try:
+            enhancer.check(source, [target, compare_path(target)] if args.compare else [target], strict=args.strict)
+        except TamiError as exc:
+            fail(source, exc)
+            continue
+        ready.append((source, target))
+    totals = {"read": 0, "skipped": 0, "written": 0}
+    total_seconds = 0.0
+    for source, target in ready:
         bar = tqdm(desc=source.name, unit="frame", disable=True if args.quiet else None,
                    dynamic_ncols=True, leave=False)
 
@@ -145,21 +181,26 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             stats = enhancer.enhance_video(source, target, compare=compare_path(target) if args.compare else None,
-                                           on_start=start, on_frame=lambda _, bar=bar: bar.update(1))
+                                           strict=args.strict, on_start=start,
+                                           on_frame=lambda _, bar=bar: bar.update(1))
         except TamiError as exc:
-            # One bad file must not stop a job array's shard: report it, go on, fail at the end.
-            logger.error("error: %s", exc, exc_info=args.debug)
-            failed.append(source)
+            fail(source, exc)
             continue
         finally:
             bar.close()
-        total_frames += stats.frames
+        totals["read"] += stats.read
+        totals["skipped"] += stats.skipped
+        totals["written"] += stats.frames
         total_seconds += stats.seconds
-        cuts = f", {stats.scene_cuts} scene cut(s)" if stats.scene_cuts else ""
-        logger.info("%s -> %s: %d frames, %.2f frames/s%s", source, target, stats.frames, stats.fps, cuts)
-    if total_frames:
-        logger.info("Processed %d frames in %.1f seconds (%.2f frames/s).", total_frames, total_seconds,
-                    total_frames / total_seconds if total_seconds else 0.0)
+        extra = [f"{stats.scene_cuts} scene cut(s)"] if stats.scene_cuts else []
+        if stats.plan is not None and stats.plan.tile:
+            extra.append(f"in {stats.plan.tile}-px tiles")
+        logger.info("%s -> %s: %d frames read, %d skipped, %d written, %.2f frames/s%s", source, target, stats.read,
+                    stats.skipped, stats.frames, stats.fps, "".join(f", {e}" for e in extra))
+    if totals["written"]:
+        logger.info("Enhanced %d of %d inputs: %d frames read, %d skipped, %d written in %.1f seconds "
+                    "(%.2f frames/s).", len(jobs) - len(failed), len(jobs), totals["read"], totals["skipped"],
+                    totals["written"], total_seconds, totals["written"] / total_seconds if total_seconds else 0.0)
     if failed and len(jobs) > 1:
         logger.error("error: %d of %d inputs failed: %s", len(failed), len(jobs), ", ".join(map(str, failed)))
     return 1 if failed else 0

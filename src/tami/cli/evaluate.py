@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--input", type=Path, default=None,
                      help="low-light input folder (only for --flow-source input)")
     src.add_argument("--bgr-npy", action="store_true", help=".npy frames hold BGR channels (SDSD *_np releases)")
+    src.add_argument("--strict", action="store_true",
+                     help="refuse truncated or damaged video files instead of using every decodable frame")
     sel = parser.add_argument_group("selection")
     sel.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                      help="named split + frame range (docs/metrics.md); default: every GT video, all frames")
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     evaluator = Evaluator(
         args.gt, _methods(args), metrics, protocol=args.protocol, subset=args.subset, frames=args.frames,
         videos=[v.strip() for v in args.videos.split(",")] if args.videos else None, inp=args.input,
-        cache=FlowCache(args.flow_cache), bgr_npy=args.bgr_npy,
+        cache=FlowCache(args.flow_cache), bgr_npy=args.bgr_npy, strict=args.strict,
     )
     with logging_redirect_tqdm(loggers=[logging.getLogger("tami")]):
         for video in tqdm(evaluator.videos, desc="videos", unit="video", disable=True if args.quiet else None,

@@ -1,5 +1,8 @@
 """Entry point of the ``tami`` command: parses arguments, owns logging, maps errors to exit codes.
 
+The global options (-q, --debug) are accepted before or after the subcommand: ``tami -q enhance x.mp4`` and
+``tami enhance x.mp4 -q`` are the same.
+
 Exit codes, the same for every command: 0 success; 2 usage and config errors (bad options, unknown names, config
 values that cannot work: found before any work starts); 1 runtime failures (unreadable or mismatched data and
 weights, failed runs, Ctrl-C). Tracebacks only with ``--debug``.
@@ -32,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Low-light video enhancement by temporal adaptation (TAMI).",
     )
     parser.add_argument("--version", action="version", version=f"tami {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print errors; no progress bars")
-    parser.add_argument("--debug", action="store_true", help="verbose logs and full tracebacks on errors")
+    _add_global_options(parser, False)
+    # The same options after the subcommand; SUPPRESS keeps a subcommand from resetting one given before it.
+    after = argparse.ArgumentParser(add_help=False)
+    _add_global_options(after, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         doc = (module.__doc__ or "").strip()
@@ -42,10 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
             help=module.HELP,
             description=doc or module.HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[after],
         )
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="only print errors; no progress bars")
+    group.add_argument("--debug", action="store_true", default=default,
+                       help="verbose logs and full tracebacks on errors")
 
 
 def _setup_logging(quiet: bool, debug: bool) -> None:

@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most frames per method (default: %(default)s)")
     parser.add_argument("--quality", type=int, default=ReportLimits.quality, help="JPEG quality (default: %(default)s)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder (index.html + frames/)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse truncated or damaged video files instead of using every decodable frame")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,16 +74,16 @@ def run(args: argparse.Namespace) -> int:
     per_video = split_by_video(methods, args.gt, args.video)
     if per_video is None:
         page = build_report(methods, args.output, gt=args.gt, metrics=metrics, frames=frames, fps=args.fps,
-                            title=args.title, limits=limits)
+                            title=args.title, limits=limits, strict=args.strict)
     elif len(per_video) == 1:
         video, (paths, gt) = next(iter(per_video.items()))
         page = build_report(paths, args.output, gt=gt, metrics=metrics, frames=frames, fps=args.fps,
-                            title=f"{args.title}: {video}", limits=limits)
+                            title=f"{args.title}: {video}", limits=limits, strict=args.strict)
     else:
         def one(video: str, folder: Path) -> str:
             paths, gt = per_video[video]
             build_report(paths, folder, gt=gt, metrics=metrics, frames=frames, fps=args.fps,
-                         title=f"{args.title}: {video}", limits=limits)
+                         title=f"{args.title}: {video}", limits=limits, strict=args.strict)
             return f'<p><a href="{href(video, "index.html")}">{html.escape(video)}</a></p>'
 
         page = write_per_video(args.output, list(per_video), one, title=args.title)

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action="append", default=None, metavar="NAME",
                         help="with dataset folders: this video only (repeatable; default: every video)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse truncated or damaged video files instead of using every decodable frame")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if per_video is not None and len(per_video) == 1:
         methods = next(iter(per_video.values()))[0]
     if per_video is None or len(per_video) == 1:
-        result = time_slices(methods, line, frames=frames, stripe=args.stripe)
+        result = time_slices(methods, line, frames=frames, stripe=args.stripe, strict=args.strict)
         paths = save_time_slices(result, args.output, columns=args.columns)
         if not args.quiet:
             print(f"{len(result.methods)} methods x {len(result.labels)} frames (aligned by {result.alignment}), "
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     def one(video: str, folder: Path) -> str:
-        result = time_slices(per_video[video][0], line, frames=frames, stripe=args.stripe)
+        result = time_slices(per_video[video][0], line, frames=frames, stripe=args.stripe, strict=args.strict)
         grid = save_time_slices(result, folder, columns=args.columns)[-1]
         return f'<p><img src="{href(video, grid.name)}" alt="time slices of {html.escape(video)}"></p>'
 

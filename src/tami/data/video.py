@@ -534,14 +534,26 @@ class VideoWriter:
         self._audio = (source, audio[0], out)
 
     def _copy_audio(self) -> None:
-        """Copy every audio packet (no re-encoding) into the output stream added by :meth:`_add_audio`."""
+        """Copy every audio packet (no re-encoding) into the output stream added by :meth:`_add_audio`.
+
+        Damaged audio at the source must not cost the enhanced video: the packets copied before the damage are
+        kept, with a warning.
+        """
+        import av
+
         source, stream, out = self._audio
+        copied = 0
         with source:
-            for packet in source.demux(stream):
-                if packet.dts is None:
-                    continue
-                packet.stream = out
-                self._backend.mux(packet)
+            try:
+                for packet in source.demux(stream):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = out
+                    self._backend.mux(packet)
+                    copied += 1
+            except (av.FFmpegError, OSError) as exc:
+                logger.warning("warning: the audio of %s is damaged (%s); %s keeps the video and the %d audio "
+                               "packets before the damage", self.audio_from, exc, self.path.name, copied)
         self._audio = None
 
     # -- public ------------------------------------------------------------------------------------------------

@@ -63,12 +63,12 @@ def _quantize_frame(frame: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read(path: Path, indices: list[int], *, bgr_npy: bool) -> np.ndarray:
+def _read(path: Path, indices: list[int], *, bgr_npy: bool, strict: bool = False) -> np.ndarray:
     """Frames ``indices`` (any order) of a video as ``(N, H, W, 3) uint8``, decoding only up to the last one."""
     wanted = set(indices)
     last = max(indices)
     got: dict[int, np.ndarray] = {}
-    with open_video(path, bgr_npy=bgr_npy) as reader:
+    with open_video(path, bgr_npy=bgr_npy, strict=strict) as reader:
         for i, frame in enumerate(reader):
             if i in wanted:
                 got[i] = _quantize_frame(frame)
@@ -77,9 +77,9 @@ def _read(path: Path, indices: list[int], *, bgr_npy: bool) -> np.ndarray:
     return np.stack([got[i] for i in indices])
 
 
-def _frame_names(path: Path, *, bgr_npy: bool) -> tuple[list[str], bool]:
+def _frame_names(path: Path, *, bgr_npy: bool, strict: bool = False) -> tuple[list[str], bool]:
     """Frame names and whether they are real names (folders, images) rather than positions (video files)."""
-    with open_video(path, bgr_npy=bgr_npy) as reader:
+    with open_video(path, bgr_npy=bgr_npy, strict=strict) as reader:
         return reader.frame_names(), reader.info.kind != "file"
 
 
@@ -115,7 +115,7 @@ class Evaluator:
     def __init__(self, gt: str | os.PathLike[str], methods: dict[str, str | os.PathLike[str]], metrics: list[Metric],
                  *, protocol: str | None = None, subset: str | None = None, frames: int | None = None,
                  videos: list[str] | None = None, inp: str | os.PathLike[str] | None = None,
-                 cache: FlowCache | None = None, bgr_npy: bool = False) -> None:
+                 cache: FlowCache | None = None, bgr_npy: bool = False, strict: bool = False) -> None:
         if not methods:
             raise InputError("no method to evaluate: give --pred DIR or --method NAME=DIR")
         if not metrics:
@@ -125,6 +125,7 @@ class Evaluator:
         self.gt_root = Path(gt)
         self.metrics = metrics
         self.bgr_npy = bgr_npy
+        self.strict = strict
         self.cache = cache if cache is not None else FlowCache()
         gt_videos = discover_videos(self.gt_root, role="GT")
         self.protocol: dict[str, Any] | None = None
@@ -181,7 +182,7 @@ class Evaluator:
         self._plans = {n: self._plan(n) for n in names}
 
     def _plan(self, video: str) -> _Plan:
-        all_names, gt_by_name = _frame_names(self.gt_paths[video], bgr_npy=self.bgr_npy)
+        all_names, gt_by_name = _frame_names(self.gt_paths[video], bgr_npy=self.bgr_npy, strict=self.strict)
         gt_index = list(range(len(all_names)))[self.span] if self.span is not None else list(range(len(all_names)))
         gt_names = [all_names[i] for i in gt_index]
         if any(m.info.temporal for m in self.metrics) and len(gt_names) < 2:
@@ -197,7 +198,7 @@ class Evaluator:
     def _match(self, video: str, who: str, path: Path, gt_names: list[str], gt_total: int,
                gt_by_name: bool) -> list[int]:
         """Indices of ``path``'s frames that correspond to ``gt_names`` (the scored GT frames)."""
-        names, by_name = _frame_names(path, bgr_npy=self.bgr_npy)
+        names, by_name = _frame_names(path, bgr_npy=self.bgr_npy, strict=self.strict)
         limited = self.span is not None
         if not limited and len(names) != gt_total:
             raise InputError(f"video {video!r}: {who} has {len(names)} frames, GT has {gt_total}; frame counts must "
@@ -218,17 +219,17 @@ class Evaluator:
     def evaluate_video(self, video: str) -> None:
         """Score every method on ``video`` (results accumulate in :attr:`results`)."""
         plan = self._plans[video]
-        gt = _read(self.gt_paths[video], plan.gt_index, bgr_npy=self.bgr_npy)
+        gt = _read(self.gt_paths[video], plan.gt_index, bgr_npy=self.bgr_npy, strict=self.strict)
         inp = None
         if self.inp_paths is not None and plan.inp is not None:
-            inp = self._checked(video, "the input", _read(self.inp_paths[video], plan.inp, bgr_npy=self.bgr_npy), gt)
+            inp = self._checked(video, "the input", _read(self.inp_paths[video], plan.inp, bgr_npy=self.bgr_npy, strict=self.strict), gt)
         ref = Reference(gt, inp=inp, name=video, cache=self.cache)
         temporal = any(m.info.temporal for m in self.metrics)
         if temporal:
             self.gt_brightness[video] = ref.brightness_changes()
         for method, paths in self.method_paths.items():
             who = f"method {method!r}"
-            pred = self._checked(video, who, _read(paths[video], plan.methods[method], bgr_npy=self.bgr_npy), gt)
+            pred = self._checked(video, who, _read(paths[video], plan.methods[method], bgr_npy=self.bgr_npy, strict=self.strict), gt)
             values = {m.info.name: m.values(pred, ref) for m in self.metrics}
             scores = {m.info.name: m.score(values[m.info.name]) for m in self.metrics}
             curve = brightness_changes_u8(pred) if temporal else None

@@ -93,7 +93,8 @@ def evaluate_methods(methods: Mapping[str, FrameInput], gt: FrameInput, metrics:
 def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[str], *,
                  gt: FrameInput | None = None, metrics: list[str] | tuple[str, ...] | None = DEFAULT_METRICS,
                  frames: slice | None = None, fps: float | None = None, title: str = "tami comparison",
-                 limits: ReportLimits | None = None, evaluation: EvaluationReport | None = None) -> Path:
+                 limits: ReportLimits | None = None, evaluation: EvaluationReport | None = None,
+                 strict: bool = False) -> Path:
     """Write a self-contained comparison page into ``out_dir`` and return the path of its ``index.html``.
 
     Args:
@@ -108,6 +109,7 @@ def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[s
         title: page title.
         limits: size bound (default :class:`ReportLimits`).
         evaluation: precomputed results to show instead of scoring ``gt``.
+        strict: a truncated or damaged video file is an error (else its decodable frames are used).
 
     Raises:
         InputError: unreadable inputs, different frame sizes, an iterator of unknown length, a bad output folder.
@@ -121,7 +123,7 @@ def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[s
         if GT_NAME in shown:
             raise InputError(f"a method is named {GT_NAME!r} and gt= is given too; rename the method or drop gt=")
         shown[GT_NAME] = gt
-    sources = open_sources(shown)
+    sources = open_sources(shown, strict=strict)
     unknown = [s.name for s in sources.values() if s.count is None and s.names is None]
     if unknown:
         raise InputError(f"method {unknown[0]!r} is an iterator of unknown length; give a path, a list or a "
