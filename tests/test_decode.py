@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from damaged_media import corrupt_packet, cut_tail, noisy_clip
 
 from tami.data.colour import ColourSpec, guess_matrix, rgb_to_yuv, yuv_to_rgb
 from tami.data.video import open_video, open_writer
@@ -183,19 +184,8 @@ def test_variable_frame_rate_keeps_timestamps_through_a_rewrite(tmp_path: Path) 
 
 # -- tolerant decoding ---------------------------------------------------------------------------------------------
 
-def _clip(path: Path, count: int = 8) -> Path:
-    """Frames of mean brightness 0.1, 0.2, ... with noise, so every packet is about the same size."""
-    rng = np.random.default_rng(0)
-    with open_writer(path, fps=10) as writer:
-        for i in range(count):
-            writer.write(np.clip(0.1 * (i + 1) + rng.uniform(-0.05, 0.05, (32, 48, 3)), 0, 1).astype(np.float32))
-    return path
-
-
 def test_a_header_claiming_more_frames_than_the_stream_holds(tmp_path: Path, warnings: list[logging.LogRecord]) -> None:
-    data = _clip(tmp_path / "ok.mp4", 8).read_bytes()  # index at the front: cutting the tail keeps it whole
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) * 3 // 4])
+    cut = cut_tail(noisy_clip(tmp_path / "ok.mp4", 8), tmp_path / "cut.mp4")  # the index still claims 8 frames
     reader = open_video(cut)
     assert reader.info.count == 8  # what the header claims: a hint
     frames = list(reader)
@@ -209,23 +199,8 @@ def test_a_header_claiming_more_frames_than_the_stream_holds(tmp_path: Path, war
     assert open_video(cut).frame_names() == [f"{i:06d}" for i in range(len(frames))]
 
 
-def _corrupt_packet(source: Path, target: Path, index: int) -> Path:
-    """Copy ``source`` with packet ``index`` replaced by zeros of the same size (a damaged packet)."""
-    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
-        stream = src.streams.video[0]
-        out = dst.add_stream_from_template(stream)
-        for i, packet in enumerate(p for p in src.demux(stream) if p.dts is not None):
-            if i == index:
-                damaged = av.Packet(bytes(packet.size))
-                damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
-                packet = damaged
-            packet.stream = out
-            dst.mux(packet)
-    return target
-
-
 def test_a_corrupt_packet_mid_stream_is_skipped_and_filled(tmp_path: Path, warnings: list[logging.LogRecord]) -> None:
-    bad = _corrupt_packet(_clip(tmp_path / "ok.mp4", 8), tmp_path / "bad.mp4", 4)
+    bad = corrupt_packet(noisy_clip(tmp_path / "ok.mp4", 8), tmp_path / "bad.mp4", 4)
     reader = open_video(bad)
     got = list(reader.timed())
     assert len(got) == 8 and [f.filled for f in got] == [False] * 4 + [True] + [False] * 3

@@ -321,15 +321,21 @@ class Enhancer:
         if self.options.tile is None and (available is None or ih * iw <= _SMALL_FRAME):
             plan = FramePlan((ih, iw), None, 0, 0.0, available)
         else:
-            plan = self._fit(ih, iw, available)
+            plan = self._fit((height, width), (ih, iw), available)
+            if plan is None:
+                raise InputError(self._refusal((height, width), (ih, iw), available))  # type: ignore[arg-type]
         self._plans[(height, width)] = plan
         logger.debug("frames of %dx%d: %s", width, height, plan.describe())
         return plan
 
-    def _fit(self, ih: int, iw: int, available: int | None) -> FramePlan:
+    def _fit(self, size: tuple[int, int], working: tuple[int, int], available: int | None) -> FramePlan | None:
+        """The plan for ``size`` frames enhanced at ``working`` size: whole if that fits, else the largest tiles
+        that fit; None when nothing fits."""
         model = self.memory_model()
-        # Frames in flight outside the model: input, working copy, output, and the tile blend buffers.
-        budget = None if available is None else 0.9 * available - 6 * ih * iw * 3 * 4
+        (h, w), (ih, iw) = size, working
+        # Frames in flight outside the model: decoded input, output and upsampled copy at full size; working
+        # copy and the two tile-blend buffers at the working size (float32 RGB each).
+        budget = None if available is None else 0.9 * available - 12 * (3 * h * w + 3 * ih * iw)
         if self.options.tile is None:
             need = model.frame_bytes(ih * iw)
             if budget is None or need <= budget:
@@ -343,15 +349,21 @@ class Enhancer:
             need = model.tiled_bytes(min(tile * tile, ih * iw), covered)
             if self.options.tile or budget is None or need <= budget:
                 return FramePlan((ih, iw), tile if len(tiles) > 1 else None, overlap, need, available)
-        side = max(ih, iw)
-        smaller = max(m, int(side * (max(budget, 0.0) / model.frame_bytes(ih * iw)) ** 0.5) // m * m)
-        raise InputError(
-            f"{iw}x{ih} frames need about {model.frame_bytes(ih * iw) / GIB:.1f} GiB on {self.device} but only "
-            f"{available / GIB:.1f} GiB is free, too little even for {_MIN_TILE}-px tiles; "  # type: ignore[operator]
-            f"enhance them smaller with --max-side {smaller} (or free memory)"
-        )
+        return None
 
-    # -- one frame ---------------------------------------------------------------------------------------------
+    def _refusal(self, size: tuple[int, int], working: tuple[int, int], available: int) -> str:
+        """The one-line refusal for frames that do not fit, with the largest ``--max-side`` that would."""
+        (h, w), (ih, iw) = size, working
+        m = self.model.backbone.multiple_of
+        side = max(ih, iw)
+        fits = next((s for s in range(side - side % 64, 63, -64)
+                     if self._fit(size, (max(1, round(ih * s / side)), max(1, round(iw * s / side))), available)),
+                    None)
+        hint = f"enhance them smaller with --max-side {fits}" if fits else "free memory or use another device"
+        return (f"{w}x{h} frames need about {self.memory_model().frame_bytes(ih * iw) / GIB:.1f} GiB on "
+                f"{self.device} and {available / GIB:.1f} GiB is free, too little even for {_MIN_TILE}-px tiles "
+                f"(multiples of {m}); {hint}")
+
     def _internal_size(self, h: int, w: int) -> tuple[int, int]:
         side = self.options.max_side
         if side is None or max(h, w) <= side:

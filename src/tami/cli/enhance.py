@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..enhance import DEFAULT_MODEL, EnhanceOptions, Enhancer
 from ..model_files import describe, load_model_spec
@@ -170,8 +172,23 @@ def run(args: argparse.Namespace) -> int:
             fail(source, exc)
             continue
         ready.append((source, target))
-    totals = {"read": 0, "skipped": 0, "written": 0}
-    total_seconds = 0.0
+    with logging_redirect_tqdm(loggers=[logging.getLogger("tami")]):  # warnings print above the progress bar
+        totals = _enhance_all(enhancer, ready, args, fail)
+    if totals["written"]:
+        logger.info("Enhanced %d of %d inputs: %d frames read, %d skipped, %d written in %.1f seconds "
+                    "(%.2f frames/s).", len(jobs) - len(failed), len(jobs), totals["read"], totals["skipped"],
+                    totals["written"], totals["seconds"],
+                    totals["written"] / totals["seconds"] if totals["seconds"] else 0.0)
+    if failed and len(jobs) > 1:
+        logger.error("error: %d of %d inputs failed: %s", len(failed), len(jobs), ", ".join(map(str, failed)))
+    return 1 if failed else 0
+
+
+def _enhance_all(enhancer: Enhancer, ready: list[tuple[Path, Path]], args: argparse.Namespace,
+                 fail: Callable[[Path, TamiError], None]) -> dict[str, float]:
+    """Enhance every checked input, reporting each; returns the totals of frames read, skipped, written and
+    seconds."""
+    totals = {"read": 0, "skipped": 0, "written": 0, "seconds": 0.0}
     for source, target in ready:
         bar = tqdm(desc=source.name, unit="frame", disable=True if args.quiet else None,
                    dynamic_ncols=True, leave=False)
@@ -191,16 +208,10 @@ def run(args: argparse.Namespace) -> int:
         totals["read"] += stats.read
         totals["skipped"] += stats.skipped
         totals["written"] += stats.frames
-        total_seconds += stats.seconds
+        totals["seconds"] += stats.seconds
         extra = [f"{stats.scene_cuts} scene cut(s)"] if stats.scene_cuts else []
         if stats.plan is not None and stats.plan.tile:
             extra.append(f"in {stats.plan.tile}-px tiles")
         logger.info("%s -> %s: %d frames read, %d skipped, %d written, %.2f frames/s%s", source, target, stats.read,
                     stats.skipped, stats.frames, stats.fps, "".join(f", {e}" for e in extra))
-    if totals["written"]:
-        logger.info("Enhanced %d of %d inputs: %d frames read, %d skipped, %d written in %.1f seconds "
-                    "(%.2f frames/s).", len(jobs) - len(failed), len(jobs), totals["read"], totals["skipped"],
-                    totals["written"], total_seconds, totals["written"] / total_seconds if total_seconds else 0.0)
-    if failed and len(jobs) > 1:
-        logger.error("error: %d of %d inputs failed: %s", len(failed), len(jobs), ", ".join(map(str, failed)))
-    return 1 if failed else 0
+    return totals
