@@ -353,14 +353,14 @@ def test_errors_are_one_line_and_leave_no_output(tmp_path: Path, model_file: Pat
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     good = _write_video(tmp_path / "good.mp4", _frames(8, 32, 32), fps=10)
     data = good.read_bytes()
-    (tmp_path / "trunc.mp4").write_bytes(data[: len(data) // 2])  # decodes a few frames, then fails
+    (tmp_path / "trunc.mp4").write_bytes(data[: len(data) // 2])  # the header claims 8 frames; fewer decode
     (tmp_path / "corrupt.mp4").write_bytes(b"not a video" * 50)
     (tmp_path / "a_file").write_text("x")
     out = tmp_path / "out"
     out.mkdir()
     model = ["--model", str(model_file)]
     cases = [
-        (["trunc.mp4", "-o", "out/o.mp4", "--compare"], "truncated"),
+        (["trunc.mp4", "-o", "out/o.mp4", "--compare", "--strict"], "truncated"),
         (["corrupt.mp4", "-o", "out/o.mp4"], "corrupt"),
         (["good.mp4", "-o", "a_file/o.mp4"], "cannot write"),
         (["good.mp4", "-o", "out/o.mp4", "--precision", "fp16"], "not supported on the CPU"),

@@ -177,6 +177,13 @@ def test_everything_checkable_is_checked_before_the_first_frame(tmp_path: Path, 
     fitted.check(big, [out / "o.mp4"])  # the suggested size does fit
 
 
+def test_a_model_for_other_than_rgb_frames_is_refused_before_any_work() -> None:
+    torch.manual_seed(0)
+    raw = TAMI.from_preset(create("retinexformer", in_channels=4, n_feat=8, num_blocks=[1, 1, 1]))
+    with pytest.raises(InputError, match="takes 4-channel input"):
+        Enhancer(raw, EnhanceOptions(device="cpu"))
+
+
 # -- tiles --------------------------------------------------------------------------------------------------------
 
 def test_tile_grid_covers_the_frame_and_blending_is_seamless() -> None:
@@ -201,7 +208,7 @@ def test_tile_grid_covers_the_frame_and_blending_is_seamless() -> None:
 
 def test_too_little_memory_for_a_whole_frame_gives_tiles_with_a_state_each(tmp_path: Path) -> None:
     probe = Enhancer(_tiny_model(), EnhanceOptions(device="cpu"))
-    h, w = 320, 480
+    h, w = 240, 360
     whole = probe.memory_model().frame_bytes(h * w)
     limit = (0.6 * whole + 12 * 6 * h * w) / 0.9 / GIB  # room for 60 % of a whole frame
     enhancer = Enhancer(_tiny_model(), EnhanceOptions(device="cpu", memory_limit=limit, scene_cut=None))

@@ -261,6 +261,7 @@ class Enhancer:
             raise InputError(
                 f"--max-side must be at least {model.backbone.multiple_of}, got {self.options.max_side}"
             )
+        _check_rgb(model)
         if self.options.tile is not None and self.options.tile < _MIN_TILE:
             raise InputError(f"--tile must be at least {_MIN_TILE} pixels, got {self.options.tile}")
         self.model = model.to(self.device).eval()
@@ -516,6 +517,16 @@ class Enhancer:
         read = report.read if info.kind == "file" else count
         return EnhanceStats(source, output, count, time.perf_counter() - start, self.scene_cuts - cuts_before,
                             read=read, skipped=report.skipped + report.trailing, plan=plan)
+
+
+def _check_rgb(model: TAMI) -> None:
+    """Refuse a backbone configured for other than 3 input or output channels: frames are fed and written as RGB."""
+    config = model.backbone.config
+    for role, keys in (("input", ("in_channels", "inp_channels")), ("output", ("out_channels",))):
+        channels = next((config[k] for k in keys if k in config), 3)
+        if channels != 3:
+            raise InputError(f"the model's {model.backbone.arch} backbone takes {channels}-channel {role}, but video "
+                             "frames are enhanced as 3-channel RGB; use a model trained on RGB frames")
 
 
 _MIN_TILE = 64

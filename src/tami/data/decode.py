@@ -5,7 +5,8 @@
 * A packet that does not decode (a corrupt packet mid-stream) is skipped and counted. Frames carry their
   presentation timestamps, and the place of a skipped frame is kept as a *filled* frame (a repeat of the previous
   decoded frame at the skipped frame's timestamp), so outputs keep the source's timing and audio sync.
-  Undecodable packets before the first or after the last decoded frame are counted but not filled.
+  Undecodable packets before the first decoded frame are counted but not filled; those after the last one mean
+  the file is cut short and are reported with the early end.
 * Strict mode turns either of these into an :class:`~tami.errors.InputError`.
 * Colour: the Y'CbCr → RGB matrix and range come from the stream's tags (:mod:`tami.data.colour`); 10/12-bit
   samples are converted from their stored integers in float32. Rotation metadata (the display matrix) is applied,
