@@ -110,7 +110,8 @@ def available_bytes(device: torch.device, limit: int | None = None) -> int | Non
     """Free memory on ``device`` now, at most ``limit`` (None where it cannot be known: nothing is refused then)."""
     values: list[int] = [] if limit is None else [limit]
     if device.type == "cuda":
-        values.append(int(torch.cuda.mem_get_info(device)[0]))
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # reusable by torch
+        values.append(int(torch.cuda.mem_get_info(device)[0]) + cached)
     elif device.type == "cpu":
         values += [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
     return min(values) if values else None

@@ -341,8 +341,7 @@ class Enhancer:
             need = model.frame_bytes(ih * iw)
             if budget is None or need <= budget:
                 return FramePlan((ih, iw), None, 0, need, available)
-        m = self.model.backbone.multiple_of
-        sides = [self.options.tile] if self.options.tile else range(max(ih, iw) // m * m, _MIN_TILE - 1, -m)
+        sides = [self.options.tile] if self.options.tile else _tile_sides(max(ih, iw), self.model.backbone.multiple_of)
         for tile in sides:
             overlap = _overlap(tile)
             tiles = tile_grid(ih, iw, tile, overlap)
@@ -534,6 +533,19 @@ _MIN_TILE = 64
 _SMALL_FRAME = 256 * 256
 
 
+def _tile_sides(longest: int, multiple: int) -> list[int]:
+    """Tile sides to try, largest first: from the frame's longer side down to the smallest tile, ~10 % apart."""
+    sides, side = [], longest
+    while side >= _MIN_TILE:
+        rounded = max(_MIN_TILE, side // multiple * multiple)
+        if not sides or rounded < sides[-1]:
+            sides.append(rounded)
+        side = int(side * 0.9)
+    if not sides or sides[-1] != _MIN_TILE:
+        sides.append(_MIN_TILE)
+    return sides
+
+
 def _overlap(tile: int) -> int:
     """Overlap of ``tile``-px tiles: an eighth of the side, at least 16 px, so seams are blended over a wide band."""
     return max(16, tile // 8)
@@ -542,14 +554,15 @@ def _overlap(tile: int) -> int:
 def _open_output(path: Path, info: VideoInfo, audio: Path | None) -> VideoWriter | _ImageWriter:
     """A writer for ``path``: one image file for an image input written to an image suffix, else video/folder.
 
-    16-bit input stays 16-bit where the output can hold it (png/tif images, frame folders).
+    16-bit input (and 10/12-bit video) stays 16-bit where the output can hold it (png/tif images, frame folders).
     """
     try:
         if info.kind == "image" and path.suffix.lower() in IMAGE_SUFFIXES:
             return _ImageWriter(path, info.bit_depth)
         folder = is_folder_target(path)
         if info.bit_depth == 16 and not folder:
-            logger.info("%s: 16-bit input written as 8-bit video; give a folder path to keep 16 bits", path.name)
+            logger.info("%s: input deeper than 8 bits written as 8-bit video; give a folder path to keep 16 bits",
+                        path.name)
         return open_writer(path, info.fps, audio_from=audio, bit_depth=info.bit_depth if folder else 8,
                            time_base=None if folder else info.time_base)
     except OSError as exc:
