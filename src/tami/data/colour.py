@@ -80,19 +80,24 @@ def upsample_chroma(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     return big[:height, :width]
 
 
-def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, spec: ColourSpec) -> np.ndarray:
-    """Stored Y'CbCr planes (integers; chroma possibly subsampled) to ``(H, W, 3) float32`` RGB in ``[0, 1]``."""
-    height, width = y.shape
+def _yuv_matrix(spec: ColourSpec) -> np.ndarray:
+    """The 3x4 affine map from stored ``(Y, Cb, Cr, 1)`` to RGB, normalisation folded in."""
     y_off, y_span, c_off, c_span = _scale(spec.bits, spec.full_range)
     kr, kb = MATRICES[spec.matrix]
     kg = 1.0 - kr - kb
-    luma = (y.astype(np.float32) - np.float32(y_off)) * np.float32(1.0 / y_span)
-    cb = (upsample_chroma(u, height, width) - np.float32(c_off)) * np.float32(1.0 / c_span)
-    cr = (upsample_chroma(v, height, width) - np.float32(c_off)) * np.float32(1.0 / c_span)
-    rgb = np.empty((height, width, 3), np.float32)
-    rgb[:, :, 0] = luma + np.float32(2.0 * (1.0 - kr)) * cr
-    rgb[:, :, 2] = luma + np.float32(2.0 * (1.0 - kb)) * cb
-    rgb[:, :, 1] = (luma - np.float32(kr) * rgb[:, :, 0] - np.float32(kb) * rgb[:, :, 2]) * np.float32(1.0 / kg)
+    to_rgb = np.array([[1.0, 0.0, 2.0 * (1.0 - kr)],
+                       [1.0, -2.0 * kb * (1.0 - kb) / kg, -2.0 * kr * (1.0 - kr) / kg],
+                       [1.0, 2.0 * (1.0 - kb), 0.0]])
+    scale = np.diag([1.0 / y_span, 1.0 / c_span, 1.0 / c_span])
+    offset = np.array([y_off / y_span, c_off / c_span, c_off / c_span])
+    return np.hstack([to_rgb @ scale, -(to_rgb @ offset)[:, None]])
+
+
+def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, spec: ColourSpec) -> np.ndarray:
+    """Stored Y'CbCr planes (integers; chroma possibly subsampled) to ``(H, W, 3) float32`` RGB in ``[0, 1]``."""
+    height, width = y.shape
+    planes = cv2.merge([y.astype(np.float32), upsample_chroma(u, height, width), upsample_chroma(v, height, width)])
+    rgb = cv2.transform(planes, _yuv_matrix(spec))
     np.clip(rgb, 0.0, 1.0, out=rgb)
     return rgb
 
@@ -115,19 +120,17 @@ def rgb_to_yuv(rgb: np.ndarray, spec: ColourSpec, *, subsample: bool) -> tuple[n
     data = rgb.astype(np.float32) / np.float32(255.0) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
     kr, kb = MATRICES[spec.matrix]
     kg = 1.0 - kr - kb
-    r, g, b = data[:, :, 0], data[:, :, 1], data[:, :, 2]
-    luma = kr * r + kg * g + kb * b
-    cb = (b - luma) / np.float32(2.0 * (1.0 - kb))
-    cr = (r - luma) / np.float32(2.0 * (1.0 - kr))
+    y_off, y_span, c_off, c_span = _scale(spec.bits, spec.full_range)
+    to_yuv = np.array([[kr, kg, kb],
+                       [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
+                       [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]])
+    matrix = np.hstack([np.diag([y_span, c_span, c_span]) @ to_yuv, [[y_off], [c_off], [c_off]]])
+    stored = cv2.transform(np.ascontiguousarray(data), matrix)
+    luma, cb, cr = cv2.split(stored)
     if subsample:
         h, w = luma.shape
-        cb = cb.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-        cr = cr.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-    y_off, y_span, c_off, c_span = _scale(spec.bits, spec.full_range)
+        cb = cv2.resize(cb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)  # the mean of each 2x2 block
+        cr = cv2.resize(cr, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     dtype = np.uint8 if spec.bits == 8 else np.uint16
     top = 2 ** spec.bits - 1
-
-    def store(values: np.ndarray, offset: float, span: float) -> np.ndarray:
-        return np.clip(np.rint(values * np.float32(span) + np.float32(offset)), 0, top).astype(dtype)
-
-    return store(luma, y_off, y_span), store(cb, c_off, c_span), store(cr, c_off, c_span)
+    return tuple(np.clip(np.rint(p), 0, top).astype(dtype) for p in (luma, cb, cr))  # type: ignore[return-value]
