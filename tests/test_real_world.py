@@ -134,9 +134,14 @@ def test_strict_failures_leave_nothing_behind(tmp_path: Path, model_file: Path, 
         err = _lines(capsys.readouterr().err)
         assert len(err) == 1 and err[0].startswith("error: ") and word in err[0], (argv, err)
         assert _everything(out) == [], argv
-    # Tolerant, the same enhance call keeps its work.
+    # Tolerant, the same calls use every decodable frame (the header's count is only a hint).
     assert main(["-q", "enhance", str(bad), "-o", str(out / "e.mp4"), "--model", str(model_file)]) == 0
     assert (out / "e.mp4").is_file()
+    assert main(["-q", *commands[2]]) == 0 and (out / "slices" / "grid.png").is_file()
+    slice_a = cv2.imread(str(out / "slices" / "a_slice.png"))
+    assert slice_a.shape[1] == sum(1 for _ in open_video(bad))  # one column per frame that is there
+    frames = str(slice_a.shape[1])  # the prediction holds all 8: score the GT's frames
+    assert main(["-q", *commands[4], "--frames", frames]) == 0 and (out / "eval" / "results.json").is_file()
 
 
 # -- checks before the first frame ---------------------------------------------------------------------------------
