@@ -18,7 +18,7 @@ from tami.adapter import TAMI
 from tami.adapter.io import save_model
 from tami.backbones import create
 from tami.budget import GIB
-from tami.cli.main import main
+from tami.cli.main import build_parser, main
 from tami.data.video import open_video, open_writer
 from tami.enhance import EnhanceOptions, Enhancer
 from tami.errors import InputError
@@ -67,6 +67,12 @@ def test_global_options_work_after_the_subcommand(tmp_path: Path, model_file: Pa
     assert capsys.readouterr().err == ""
     assert main(["enhance", "missing.mp4", "--debug", "--model", str(model_file)]) == 1
     assert "Traceback" in capsys.readouterr().err  # --debug after the command is honoured too
+    parser = build_parser()
+    for argv in (["info", "-q"], ["-q", "info"], ["data", "check", "root", "--debug", "-q"], ["data", "-q", "check", "r"],
+                 ["timeslice", "--method", "a=b", "--x", "1", "-o", "o", "-q", "--debug"]):
+        args = parser.parse_args(argv)
+        assert args.quiet and (args.debug == ("--debug" in argv)), argv
+    assert not parser.parse_args(["info"]).quiet
 
 
 def test_truncated_video_keeps_the_work_with_one_warning_and_a_report(tmp_path: Path, model_file: Path,

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[after],
         )
         module.add_arguments(p)
+        _add_to_nested_commands(p)
         p.set_defaults(_run=module.run)
     return parser
 
@@ -60,6 +61,15 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
                        help="only print errors; no progress bars")
     group.add_argument("--debug", action="store_true", default=default,
                        help="verbose logs and full tracebacks on errors")
+
+
+def _add_to_nested_commands(parser: argparse.ArgumentParser) -> None:
+    """Accept the global options after a nested command too (``tami data check ROOT -q``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in action.choices.values():
+                _add_global_options(nested, argparse.SUPPRESS)
+                _add_to_nested_commands(nested)
 
 
 def _setup_logging(quiet: bool, debug: bool) -> None:
