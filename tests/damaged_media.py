@@ -28,7 +28,7 @@ def cut_tail(source: Path, target: Path, keep: float = 0.75) -> Path:
 
 
 def corrupt_packet(source: Path, target: Path, index: int) -> Path:
-    """Copy ``source`` (every stream) with video packet ``index`` replaced by zeros of the same size (a damaged packet)."""
+    """Copy ``source`` (every stream) with video packet ``index`` replaced by zeros of its size (a damaged packet)."""
     import av
 
     with av.open(str(source)) as src, av.open(str(target), "w") as dst:

@@ -68,8 +68,8 @@ def test_global_options_work_after_the_subcommand(tmp_path: Path, model_file: Pa
     assert main(["enhance", "missing.mp4", "--debug", "--model", str(model_file)]) == 1
     assert "Traceback" in capsys.readouterr().err  # --debug after the command is honoured too
     parser = build_parser()
-    for argv in (["info", "-q"], ["-q", "info"], ["data", "check", "root", "--debug", "-q"], ["data", "-q", "check", "r"],
-                 ["timeslice", "--method", "a=b", "--x", "1", "-o", "o", "-q", "--debug"]):
+    for argv in (["info", "-q"], ["-q", "info"], ["data", "check", "root", "--debug", "-q"],
+                 ["data", "-q", "check", "r"], ["timeslice", "--method", "a=b", "--x", "1", "-o", "o", "-q", "--debug"]):
         args = parser.parse_args(argv)
         assert args.quiet and (args.debug == ("--debug" in argv)), argv
     assert not parser.parse_args(["info"]).quiet

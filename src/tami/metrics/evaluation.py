@@ -222,14 +222,16 @@ class Evaluator:
         gt = _read(self.gt_paths[video], plan.gt_index, bgr_npy=self.bgr_npy, strict=self.strict)
         inp = None
         if self.inp_paths is not None and plan.inp is not None:
-            inp = self._checked(video, "the input", _read(self.inp_paths[video], plan.inp, bgr_npy=self.bgr_npy, strict=self.strict), gt)
+            frames = _read(self.inp_paths[video], plan.inp, bgr_npy=self.bgr_npy, strict=self.strict)
+            inp = self._checked(video, "the input", frames, gt)
         ref = Reference(gt, inp=inp, name=video, cache=self.cache)
         temporal = any(m.info.temporal for m in self.metrics)
         if temporal:
             self.gt_brightness[video] = ref.brightness_changes()
         for method, paths in self.method_paths.items():
             who = f"method {method!r}"
-            pred = self._checked(video, who, _read(paths[video], plan.methods[method], bgr_npy=self.bgr_npy, strict=self.strict), gt)
+            frames = _read(paths[video], plan.methods[method], bgr_npy=self.bgr_npy, strict=self.strict)
+            pred = self._checked(video, who, frames, gt)
             values = {m.info.name: m.values(pred, ref) for m in self.metrics}
             scores = {m.info.name: m.score(values[m.info.name]) for m in self.metrics}
             curve = brightness_changes_u8(pred) if temporal else None
