@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--limits", type=float, nargs="*", default=[2.0, 1.0],
                         help="--memory-limit values (GiB) to run besides 'whole' (default: 2 1)")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the runs (default: 1)")
+    parser.add_argument("--skip-whole", action="store_true", help="run only the --limits configurations")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +79,7 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}; model {args.model}; {args.threads} thread(s)")
         print("| input | options | plan (estimate) | peak RSS | time | frames/s |")
         print("|---|---|---|---|---|---|")
-        for limit in [None, *args.limits]:
+        for limit in [*([] if args.skip_whole else [None]), *args.limits]:
             options = [] if limit is None else ["--memory-limit", f"{limit:g}"]
             plan = Enhancer(load_enhancement_model(args.model),
                             EnhanceOptions(device="cpu", memory_limit=limit)).plan(H, W).describe()

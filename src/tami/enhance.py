@@ -334,9 +334,10 @@ class Enhancer:
         that fit; None when nothing fits."""
         model = self.memory_model()
         (h, w), (ih, iw) = size, working
-        # Frames in flight outside the model: decoded input, output and upsampled copy at full size; working
-        # copy and the two tile-blend buffers at the working size (float32 RGB each).
-        budget = None if available is None else 0.9 * available - 12 * (3 * h * w + 3 * ih * iw)
+        # Outside the model: the decoded input, the output and its upsampled copy at full size, the working copy
+        # and the two tile-blend buffers at the working size (float32 RGB, 12 bytes a pixel each), and the H.264
+        # encoder's look-ahead (about 60 Y'CbCr 4:2:0 frames, 1.5 bytes a pixel each).
+        budget = None if available is None else 0.9 * available - 12 * (3 * h * w + 3 * ih * iw) - 90 * h * w
         if self.options.tile is None:
             need = model.frame_bytes(ih * iw)
             if budget is None or need <= budget:
@@ -344,7 +345,7 @@ class Enhancer:
         sides = [self.options.tile] if self.options.tile else _tile_sides(max(ih, iw), self.model.backbone.multiple_of)
         for tile in sides:
             overlap = _overlap(tile)
-            tiles = tile_grid(ih, iw, tile, overlap)
+            tiles = tile_grid(ih, iw, tile, overlap, self.model.backbone.multiple_of)
             covered = sum((t.bottom - t.top) * (t.right - t.left) for t in tiles)
             need = model.tiled_bytes(min(tile * tile, ih * iw), covered)
             if self.options.tile or budget is None or need <= budget:
@@ -418,7 +419,8 @@ class Enhancer:
             out = self._enhance(small)
         else:
             if (ih, iw) not in self._blenders:
-                self._blenders[(ih, iw)] = TileBlender(ih, iw, plan.tile, plan.overlap)
+                self._blenders[(ih, iw)] = TileBlender(ih, iw, plan.tile, plan.overlap,
+                                                       self.model.backbone.multiple_of)
             out = self._blenders[(ih, iw)].run(small, lambda key, window: self._enhance(window, key))
         if (ih, iw) != (h, w):
             out = np.clip(cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)

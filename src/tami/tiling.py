@@ -26,20 +26,29 @@ class Tile:
     right: int
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int]]:
+    """Windows along one side: starts on multiples of ``align``, the last one running to the border."""
     if length <= tile:
-        return [0]
-    step = tile - overlap
+        return [(0, length)]
+    step = max(align, (tile - overlap) // align * align)
     starts = list(range(0, length - tile, step))
-    return [*starts, length - tile]  # the last window ends at the border
+    last = (length - tile) // align * align
+    if last > starts[-1]:
+        starts.append(last)
+    return [(start, start + tile) for start in starts[:-1]] + [(starts[-1], length)]
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """The windows covering a ``height x width`` frame (row-major); a side shorter than ``tile`` is one window."""
+def tile_grid(height: int, width: int, tile: int, overlap: int, align: int = 1) -> list[Tile]:
+    """The windows covering a ``height x width`` frame (row-major); a side shorter than ``tile`` is one window.
+
+    Windows start on multiples of ``align`` (the backbone's ``multiple_of``), so a strided network samples every
+    window on the grid it samples the whole frame on; the last window of a row or column may be up to
+    ``align - 1`` pixels longer than ``tile``.
+    """
     if tile <= 2 * overlap:
         raise InputError(f"tiles of {tile} px cannot overlap by {overlap} px; use tiles larger than {2 * overlap}")
-    return [Tile(top, min(top + tile, height), left, min(left + tile, width))
-            for top in _starts(height, tile, overlap) for left in _starts(width, tile, overlap)]
+    return [Tile(top, bottom, left, right) for top, bottom in _spans(height, tile, overlap, align)
+            for left, right in _spans(width, tile, overlap, align)]
 
 
 def _ramp(start: int, stop: int, length: int, neighbours: list[tuple[int, int]]) -> np.ndarray:
@@ -62,11 +71,12 @@ class TileBlender:
     Args:
         height, width: frame size.
         tile, overlap: window side and overlap in pixels.
+        align: windows start on multiples of this (see :func:`tile_grid`).
     """
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int) -> None:
+    def __init__(self, height: int, width: int, tile: int, overlap: int, align: int = 1) -> None:
         self.height, self.width = height, width
-        self.tiles = tile_grid(height, width, tile, overlap)
+        self.tiles = tile_grid(height, width, tile, overlap, align)
         rows = sorted({(t.top, t.bottom) for t in self.tiles})
         cols = sorted({(t.left, t.right) for t in self.tiles})
         self._weights = [np.outer(_ramp(t.top, t.bottom, height, rows), _ramp(t.left, t.right, width, cols))

@@ -83,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="enhance frames in overlapping N x N tiles (default: only when a frame does not fit in "
                              "memory whole)")
     parser.add_argument("--memory-limit", type=float, default=None, metavar="GB",
-                        help="plan for at most GB GiB of memory (default: what the device has free)")
+                        help="plan frames, model and encoder into at most GB GiB (default: the free memory; "
+                             "Python and torch themselves take ~0.4 GiB more)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse truncated or damaged videos instead of using every decodable frame")
     parser.add_argument("--shard", default=None, metavar="K/N", help="process only inputs K, K+N, K+2N, ... (0-based)")
