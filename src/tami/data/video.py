@@ -280,8 +280,7 @@ class VideoReader:
             if self.strict:
                 raise InputError(f"video {self.path} is truncated: {message}; re-download or re-encode it, "
                                  "or drop --strict to use the frames it has")
-            logger.warning("warning: %s: %s; all %d decodable frames were used", self.path, message,
-                           self.report.read)
+            logger.warning("warning: %s: %s; used its %d decodable frames", self.path, message, self.report.read)
 
     def _iter_opencv(self) -> Iterator[np.ndarray]:
         cap = self._open_capture()
@@ -502,11 +501,12 @@ class VideoWriter:
         return vf
 
     def _next_pts(self, pts: int | None) -> int:
-        """``pts`` when given and after the previous one; else the frame's index (or one tick after the last)."""
-        if pts is None or self.time_base is None:
-            pts = self.count if self.time_base is None else None
+        """The frame's index without a ``time_base``; else ``pts``, or one nominal frame after the previous one
+        when ``pts`` is missing or does not increase."""
+        if self.time_base is None:
+            return self.count
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
-            step = 1 if self.time_base is None else max(1, round(1 / (self.fps * self.time_base)))
+            step = max(1, round(1 / (self.fps * self.time_base)))
             pts = 0 if self._last_pts is None else self._last_pts + step
         self._last_pts = pts
         return pts
