@@ -9,7 +9,8 @@ For each configuration a fresh ``python -m tami.cli.main enhance`` process enhan
 (``--frames`` frames, written first, not timed) and a 4K png still; its peak resident set size comes from the
 kernel (``wait4``'s ``ru_maxrss``, which covers the whole process: Python, torch, decoding, encoding). Configurations:
 ``whole`` (no option: on a machine with enough free memory the frame is enhanced whole) and one per ``--limits``
-value (``--memory-limit GB``: the frame is planned into tiles that fit). The plan each run chose (whole or tile
+value (``--memory-limit GB``: the frame is planned into tiles that fit, or refused before any work - then the
+row shows the refusal and the cost of reaching it). The plan each run chose (whole or tile
 size) and the estimate it was based on are printed with the measured peak, as Markdown rows for RESULTS.md.
 """
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from tami.data.video import open_writer
 from tami.enhance import EnhanceOptions, Enhancer, load_enhancement_model
+from tami.errors import InputError
 
 H, W = 2160, 3840
 
@@ -43,8 +45,8 @@ def _frame(t: int) -> np.ndarray:
     return np.clip(noisy, 0, 1).astype(np.float32)
 
 
-def _run(argv: list[str], threads: int) -> tuple[int, float, str]:
-    """Run a tami command in a fresh process: (peak RSS in KiB, seconds, stderr)."""
+def _run(argv: list[str], threads: int, refused: bool = False) -> tuple[int, float, str]:
+    """Run a tami command in a fresh process: (peak RSS in KiB, seconds, stderr); ``refused``: it must fail."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as err:
@@ -54,7 +56,7 @@ def _run(argv: list[str], threads: int) -> tuple[int, float, str]:
         seconds = time.perf_counter() - start
         err.seek(0)
         text = err.read()
-    if proc.returncode:
+    if bool(proc.returncode) != refused:
         raise SystemExit(f"tami {' '.join(argv)} failed:\n{text}")
     return usage.ru_maxrss, seconds, text
 
@@ -63,8 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="demo", help="bundled model name or model file (default: demo)")
     parser.add_argument("--frames", type=int, default=3, help="frames of the 4K clip (default: 3)")
-    parser.add_argument("--limits", type=float, nargs="*", default=[2.0, 1.0],
-                        help="--memory-limit values (GiB) to run besides 'whole' (default: 2 1)")
+    parser.add_argument("--limits", type=float, nargs="*", default=[2.0, 1.5, 1.0],
+                        help="--memory-limit values (GiB) to run besides 'whole' (default: 2 1.5 1)")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the runs (default: 1)")
     parser.add_argument("--skip-whole", action="store_true", help="run only the --limits configurations")
     args = parser.parse_args()
@@ -81,13 +83,16 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for limit in [*([] if args.skip_whole else [None]), *args.limits]:
             options = [] if limit is None else ["--memory-limit", f"{limit:g}"]
-            plan = Enhancer(load_enhancement_model(args.model),
-                            EnhanceOptions(device="cpu", memory_limit=limit)).plan(H, W).describe()
+            try:
+                plan = Enhancer(load_enhancement_model(args.model),
+                                EnhanceOptions(device="cpu", memory_limit=limit)).plan(H, W).describe()
+            except InputError as exc:
+                plan = f"refused: {exc}"
             for source, count in ((still, 1), (clip, args.frames)):
                 out = Path(tmp) / f"out{source.suffix}"
                 rss, seconds, _ = _run(["enhance", str(source), "-o", str(out), "--model", args.model,
-                                        "--device", "cpu", "-q", *options], args.threads)
-                out.unlink()
+                                        "--device", "cpu", "-q", *options], args.threads, refused="refused" in plan)
+                out.unlink(missing_ok=True)
                 print(f"| 4K {'still' if count == 1 else f'clip, {count} frames'} | {' '.join(options) or '(none)'} "
                       f"| {plan} | **{rss / 2 ** 20:.2f} GiB** | {seconds:.0f} s | {count / seconds:.3f} |")
 

@@ -335,9 +335,10 @@ class Enhancer:
         model = self.memory_model()
         (h, w), (ih, iw) = size, working
         # Outside the model: the decoded input, the output and its upsampled copy at full size, the working copy
-        # and the two tile-blend buffers at the working size (float32 RGB, 12 bytes a pixel each), and the H.264
-        # encoder's look-ahead (about 60 Y'CbCr 4:2:0 frames, 1.5 bytes a pixel each).
-        budget = None if available is None else 0.9 * available - 12 * (3 * h * w + 3 * ih * iw) - 90 * h * w
+        # and the two tile-blend buffers at the working size (float32 RGB, 12 bytes a pixel each), and the video
+        # decoder's and H.264 encoder's frame queues (~32 Y'CbCr 4:2:0 frames at 1.5 bytes a pixel: 0.4 GiB at 4K,
+        # as measured in benchmarks/enhance_4k.py).
+        budget = None if available is None else 0.9 * available - 12 * (3 * h * w + 3 * ih * iw) - 48 * h * w
         if self.options.tile is None:
             need = model.frame_bytes(ih * iw)
             if budget is None or need <= budget:
