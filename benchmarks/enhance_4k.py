@@ -6,8 +6,8 @@ Usage::
     python benchmarks/enhance_4k.py --frames 2 --limits 2 1  # plan for 2 GiB, then 1 GiB
 
 For each configuration a fresh ``python -m tami.cli.main enhance`` process enhances a synthetic dark 4K H.264 clip
-(``--frames`` frames, written first, not timed) and a 4K png still; its peak resident set size comes from the
-kernel (``wait4``'s ``ru_maxrss``, which covers the whole process: Python, torch, decoding, encoding). Configurations:
+(``--frames`` frames, written first, not timed) and a 4K png still; its peak resident set size is the kernel's
+high-water mark of that process (``VmHWM``: the whole process - Python, torch, decoding, encoding - Linux only). Configurations:
 ``whole`` (no option: on a machine with enough free memory the frame is enhanced whole) and one per ``--limits``
 value (``--memory-limit GB``: the frame is planned into tiles that fit, or refused before any work - then the
 row shows the refusal and the cost of reaching it). The plan each run chose (whole or tile
@@ -45,20 +45,29 @@ def _frame(t: int) -> np.ndarray:
     return np.clip(noisy, 0, 1).astype(np.float32)
 
 
+# Runs tami in the child and reports the child's own peak RSS (VmHWM: per address space, so unlike a parent's
+# wait4 ru_maxrss it does not inherit the RSS the benchmark process had when it forked).
+_CHILD = """import atexit, sys
+def _peak():
+    with open('/proc/self/status') as f:
+        sys.stderr.write(next(line for line in f if line.startswith('VmHWM:')))
+atexit.register(_peak)
+from tami.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def _run(argv: list[str], threads: int, refused: bool = False) -> tuple[int, float, str]:
     """Run a tami command in a fresh process: (peak RSS in KiB, seconds, stderr); ``refused``: it must fail."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "tami.cli.main", *argv], stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - start
-        err.seek(0)
-        text = err.read()
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *argv], stderr=subprocess.PIPE, text=True, env=env,
+                          check=False)
+    seconds = time.perf_counter() - start
     if bool(proc.returncode) != refused:
-        raise SystemExit(f"tami {' '.join(argv)} failed:\n{text}")
-    return usage.ru_maxrss, seconds, text
+        raise SystemExit(f"tami {' '.join(argv)} failed:\n{proc.stderr}")
+    peak = next(line for line in proc.stderr.splitlines() if line.startswith("VmHWM:"))
+    return int(peak.split()[1]), seconds, proc.stderr
 
 
 def main() -> None:
