@@ -31,11 +31,14 @@ def warnings() -> Iterator[list[logging.LogRecord]]:
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
     loggers = [logging.getLogger(name) for name in ("tami.data.decode", "tami.data.video")]
-    for log in loggers:
+    levels = [log.level for log in loggers]
+    for log in loggers:  # a CLI test's -q may have raised the "tami" logger's level: set ours explicitly
         log.addHandler(handler)
+        log.setLevel(logging.WARNING)
     yield records
-    for log in loggers:
+    for log, level in zip(loggers, levels):
         log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _encode(path: Path, planes: list[tuple[np.ndarray, ...]], *, pix_fmt: str, colorspace: int | None = None,
