@@ -31,7 +31,6 @@ import torch
 
 from tami import backbones
 from tami.adapter import TAMI
-from tami.backbones import crop_to, pad_to_multiple
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -70,8 +69,7 @@ def time_size(model: TAMI, width: int, height: int, repeats: int) -> dict[str, f
     cpu: dict[str, list[float]] = {"backbone": [], "tami": []}
 
     def backbone_only(x: torch.Tensor) -> None:
-        padded, size = pad_to_multiple(x, model.backbone.multiple_of)
-        crop_to(model.backbone(padded), size)
+        model.backbone(x)  # pads and crops itself
 
     for r in range(repeats):
         x = _frame(width, height, 100 + r)

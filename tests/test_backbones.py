@@ -189,18 +189,23 @@ def test_save_and_load_round_trip_is_exact(contract_case, tmp_path):
 
 
 @pytest.mark.parametrize("contract_case", SMALL, indirect=True)
-def test_size_not_divisible_raises_input_error(contract_case):
+def test_any_size_is_padded_inside_and_cropped_back(contract_case):
     model, x, _ = contract_case
     m = model.multiple_of
-    if m > 1:
-        with torch.no_grad(), pytest.raises(InputError, match=str(m)):
-            model(torch.rand(1, 3, 4 * m, 4 * m + 1))
-        with torch.no_grad(), pytest.raises(InputError, match=str(m)):
-            model.encode(torch.rand(1, 3, 4 * m + 1, 4 * m))
-    with pytest.raises(InputError):
+    odd = torch.rand(1, 3, x.shape[-2] - m + 1, x.shape[-1] - 1)  # neither side a multiple of m (m > 1)
+    padded, size = tb.pad_to_multiple(odd, m)
+    with torch.no_grad():
+        out = model(odd)
+        enc = model.encode(odd)
+        assert out.shape == odd.shape and enc.size == (odd.shape[-2], odd.shape[-1])
+        assert enc.key.shape[-2:] == (padded.shape[-2] // model.inject_stride, padded.shape[-1] // model.inject_stride)
+        assert torch.equal(out, tb.crop_to(model(padded), size))
+    with pytest.raises(InputError, match="expects a"):
         model.encode(torch.rand(1, 4, 4 * m, 4 * m))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="expects a"):
         model.encode(x[0])
+    with pytest.raises(InputError, match="floating-point"):
+        model.encode((x * 255).to(torch.uint8))
 
 
 def test_unknown_names_and_options_are_usage_errors():

@@ -27,12 +27,11 @@ class ToyBackbone(Backbone):
         self.up = nn.ConvTranspose2d(2 * width, width, 4, stride=4)
         self.head = nn.Conv2d(width, 3, 3, padding=1)
 
-    def encode(self, x: Tensor) -> Encoded:
-        self.check_input(x)
+    def _encode(self, x: Tensor) -> Encoded:
         s = F.gelu(self.stem(x))
         return Encoded(self.down(s), (x, s))
 
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+    def _decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         x, s = enc.skips
         z = F.gelu(self.mid(enc.key))
         if adapt is not None:

@@ -2,8 +2,7 @@
 
 :class:`Enhancer` owns the per-video state (the adapter's memory and hidden state, the scene-cut detector) and
 processes one frame at a time, so memory stays flat over any video length. Padding to the backbone's
-``multiple_of`` happens inside the model (the adapter) or in :meth:`Enhancer.step` (backbone-only mode) through
-:func:`tami.backbones.pad_to_multiple`, the only padding helper.
+``multiple_of`` happens inside the backbone (:meth:`tami.backbones.Backbone.encode`), nowhere else.
 
 Before the first frame of a video, :meth:`Enhancer.check` makes sure the work can finish: the input decodes, the
 outputs are writable, and the frame fits the device's memory (:mod:`tami.budget`); a frame that does not fit whole
@@ -30,7 +29,6 @@ from torch import Tensor
 from .adapter import TAMI, StreamState
 from .adapter.io import load_model
 from .atomic import atomic_path, check_writable
-from .backbones import crop_to, pad_to_multiple
 from .budget import GIB, MemoryModel, available_bytes, measure_model
 from .data.video import (IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer,
                          to_uint)
@@ -382,8 +380,7 @@ class Enhancer:
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             if self.options.backbone_only:
-                padded, size = pad_to_multiple(x, self.model.backbone.multiple_of)
-                return crop_to(self.model.backbone(padded), size).float()
+                return self.model.backbone(x).float()
             stateless = self.options.memory == 0
             state = self._states.get(key)
             if state is None or stateless:

@@ -2,12 +2,12 @@
 
 Per frame ``t`` (``step`` and ``forward_clip`` share :meth:`TAMI._frame`):
 
-1. pad ``lq`` to the backbone's ``multiple_of``; ``enc = E(lq)`` (the only encoder pass on the input);
+1. ``enc = E(lq)`` (the only encoder pass on the input; the backbone pads to its ``multiple_of`` itself);
 2. working grid ``(hm, wm)`` = injection map scaled by ``memory_scale`` (capped at ``memory_max_tokens`` cells);
    ``F_ls = LEnc(area-resize(enc.key))``, ``K = LPrj(F_ls)``;
 3. two-stage match & readout from the memory of earlier frames -> ``F_hp``, ``I_ip`` (zeros when empty);
 4. ``(F_en, h) = IR(F_ls, I_ip, h)``;
-5. ``out = D(enc, adapt = z -> z + gamma * IGFE(z, F_en, I_ip))``, cropped back to the input size;
+5. ``out = D(enc, adapt = z -> z + gamma * IGFE(z, F_en, I_ip))`` (the backbone crops back to the input size);
 6. write: ``hq`` = ``out`` (or ``gt`` under teacher forcing); ``F_hs = HEnc(E(hq resized to the working grid).key)``
    (the second and last encoder pass, at the working resolution); ``(V, h) = HPrj(F_ls, F_hs, h)``;
    ``I = IEnc(hq)`` (weights frozen in this path); store ``(K, V, I)``.
@@ -21,7 +21,7 @@ Per-frame ``aux`` keys (all on the working grid ``(hm, wm)``; what :mod:`tami.lo
 * ``f_ls`` ``(B, C, hm, wm)``: ``F_ls``; ``key`` ``(B, key_dim, hm, wm)``: ``K``;
 * ``prior`` ``(B, 1, hm, wm)``: the retrieved illumination prior ``I_ip`` (zeros when the memory was empty);
 * ``memory_frames`` ``()`` long: frames in memory when this frame read it;
-* ``lq_small`` ``(B, 3, hm, wm)``: the (padded) input area-downscaled; ``illu_lq``: ``IEnc(lq_small)`` with
+* ``lq_small`` ``(B, 3, hm, wm)``: the input area-downscaled; ``illu_lq``: ``IEnc(lq_small)`` with
   trainable weights and detached input (``L_lq`` of ``L_IM``);
 * only when the frame was written: ``f_hs`` ``(B, C, hm, wm)``: ``F_hs``; ``value``: ``V``; ``hq_small``
   ``(B, 3, hm, wm)``: the written image (output or gt) downscaled and detached; ``illu`` ``(B, 1, hm, wm)``:
@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..backbones.base import Backbone, crop_to, freeze, pad_to_multiple
+from ..backbones.base import Backbone, freeze
 from ..errors import InputError
 from .icmem import ICMem
 from .igfe import IGFE
@@ -220,7 +220,7 @@ class TAMI(nn.Module):
         """Enhance one frame of each video in the batch.
 
         Args:
-            lq: ``(B, 3, H, W)`` float in [0, 1]; any size (padded to ``multiple_of`` and cropped back inside).
+            lq: ``(B, 3, H, W)`` float in [0, 1]; any size (the backbone pads and crops).
             state: from :meth:`init_state` (or the previous step); updated in place and returned.
             gt: ``(B, 3, H, W)``; when given, the memory is written from ``gt`` instead of the output
                 (teacher forcing) for the samples selected by ``teacher_mask`` (default: all).
@@ -300,9 +300,9 @@ class TAMI(nn.Module):
                 "use init_state(batch) with the batch size of the frames"
             )
         cfg, backbone, icmem = self.config, self.backbone, self.icmem
-        lq_p, size = pad_to_multiple(lq, backbone.multiple_of)
-        enc = backbone.encode(lq_p)
-        grid = self.working_grid(*lq_p.shape[-2:])
+        enc = backbone.encode(lq)
+        stride = backbone.inject_stride
+        grid = self.working_grid(enc.key.shape[-2] * stride, enc.key.shape[-1] * stride)
         if state.hidden is not None and tuple(state.hidden.shape[-2:]) != grid:
             raise InputError(
                 f"frame size {tuple(lq.shape[-2:])} differs from the earlier frames of this stream (working grid "
@@ -319,8 +319,8 @@ class TAMI(nn.Module):
             prior = f_ls.new_zeros(f_ls.shape[0], 1, *grid)
         hidden = state.hidden if state.hidden is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)
         f_en, hidden = icmem.illu_refiner(f_ls, prior, hidden)
-        out_p = backbone.decode(enc, adapt=lambda z: self.igfe(z, f_en, prior))
-        lq_small = resize_to(lq_p, grid)
+        out = backbone.decode(enc, adapt=lambda z: self.igfe(z, f_en, prior))
+        lq_small = resize_to(lq, grid)
         aux: dict[str, Tensor] = {
             "f_ls": f_ls,
             "key": key,
@@ -330,13 +330,10 @@ class TAMI(nn.Module):
             "illu_lq": icmem.illu_encoder(lq_small.detach(), grid),
         }
         if write:
-            hq_p = out_p
-            if gt is not None:
-                gt_p, _ = pad_to_multiple(gt, backbone.multiple_of)
-                hq_p = torch.where(teacher_mask.view(-1, 1, 1, 1), gt_p, out_p)
-            f_hs = icmem.hq_encoder(self._encode_small(hq_p, grid))
+            hq = out if gt is None else torch.where(teacher_mask.view(-1, 1, 1, 1), gt, out)
+            f_hs = icmem.hq_encoder(self._encode_small(hq, grid))
             value, hidden = icmem.value_projector(f_ls, f_hs, hidden)
-            hq_small = resize_to(hq_p, grid)
+            hq_small = resize_to(hq, grid)
             illu = icmem.illu_encoder(hq_small, grid, frozen=True)
             state.memory.write(key, value, illu)
             aux.update(
@@ -354,11 +351,10 @@ class TAMI(nn.Module):
         if cfg.memory_frames > 0:
             state.hidden = hidden
         state.index += 1
-        return crop_to(out_p, size), state, aux
+        return out, state, aux
 
     def _encode_small(self, image: Tensor, grid: tuple[int, int]) -> Tensor:
         """``E(image)`` key at the working grid: encode the image area-resized to ``grid * inject_stride``."""
         stride = self.backbone.inject_stride
         small = resize_to(image, (grid[0] * stride, grid[1] * stride))
-        padded, _ = pad_to_multiple(small, self.backbone.multiple_of)
-        return crop_to(self.backbone.encode(padded).key, grid)
+        return self.backbone.encode(small).key[..., : grid[0], : grid[1]]

@@ -8,8 +8,11 @@ forward pass at the *injection point* where the TAMI adapter modifies features:
 * ``decode(enc, adapt=None)`` finishes the network, applying ``adapt(z) -> z'`` at the injection point;
 * ``forward(x) == decode(encode(x))`` equals the official forward.
 
-Backbones require input sizes divisible by ``multiple_of``; :func:`pad_to_multiple` / :func:`crop_to` are the only
-place that pads, used by the adapter and the inference engine alike.
+The wrapper takes any size (as spandrel's model wrapper does): :meth:`Backbone.encode` checks the input, reflect-pads
+it to ``multiple_of`` (:func:`pad_to_multiple`) and hands the padded batch to the subclass's ``_encode``;
+:meth:`Backbone.decode` runs the subclass's ``_decode`` and crops the image back to the input size. ``Encoded.key``
+is the feature of the padded input, ``(H + pad) / inject_stride`` by ``(W + pad) / inject_stride``. Nobody else
+pads for a backbone.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ class Encoded:
     Attributes:
         key: ``(B, inject_channels, H/inject_stride, W/inject_stride)`` feature the memory keys come from.
         skips: backbone-specific tensors (skip connections, the input, ...) that ``decode`` consumes.
+        size: the ``(H, W)`` of the input before padding; ``decode`` crops its output to it.
     """
 
     key: Tensor
     skips: tuple[Any, ...] = field(default_factory=tuple)
+    size: tuple[int, int] | None = None
 
 
 class Backbone(nn.Module, ABC):
@@ -45,7 +50,8 @@ class Backbone(nn.Module, ABC):
 
     Class attributes:
         arch: registry name (``"retinexformer"``).
-        multiple_of: input height and width must be divisible by this.
+        multiple_of: the network needs height and width divisible by this; ``encode`` pads to it.
+        in_channels: channels of the input batch (3, RGB, unless a preset says otherwise).
         inject_stride: spatial stride of the injection point relative to the input.
         detect_keys: state_dict keys whose joint presence identifies an official checkpoint of this arch.
 
@@ -56,37 +62,49 @@ class Backbone(nn.Module, ABC):
 
     arch: ClassVar[str] = ""
     multiple_of: ClassVar[int] = 1
+    in_channels: int = 3
     inject_stride: ClassVar[int] = 1
     detect_keys: ClassVar[tuple[str, ...]] = ()
 
     inject_channels: int
     config: dict[str, Any]
 
-    @abstractmethod
     def encode(self, x: Tensor) -> Encoded:
-        """Run the network on ``x`` ``(B, 3, H, W)`` up to the injection point."""
+        """Run the network on ``x`` ``(B, in_channels, H, W)``, any H and W, up to the injection point."""
+        self.check_input(x)
+        padded, size = pad_to_multiple(x, self.multiple_of)
+        enc = self._encode(padded)
+        enc.size = size
+        return enc
+
+    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+        """Finish the network from ``enc``; ``adapt`` maps the injection-point feature to its replacement.
+
+        Returns the image cropped back to the size ``encode`` was given.
+        """
+        out = self._decode(enc, adapt)
+        return out if enc.size is None else crop_to(out, enc.size)
 
     @abstractmethod
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
-        """Finish the network from ``enc``; ``adapt`` maps the injection-point feature to its replacement."""
+    def _encode(self, x: Tensor) -> Encoded:
+        """The network up to the injection point on ``x`` whose H and W are divisible by ``multiple_of``."""
+
+    @abstractmethod
+    def _decode(self, enc: Encoded, adapt: Adapt | None) -> Tensor:
+        """The rest of the network at the padded size (:meth:`decode` crops)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        """The official forward pass: ``decode(encode(x))``."""
+        """The official forward pass on any size: ``decode(encode(x))``."""
         return self.decode(self.encode(x))
 
     def check_input(self, x: Tensor) -> None:
-        """Raise :class:`InputError` unless ``x`` is ``(B, 3, H, W)`` with H, W divisible by ``multiple_of``."""
-        if x.dim() != 4 or x.shape[1] != 3:
+        """Raise :class:`InputError` unless ``x`` is a floating-point ``(B, in_channels, H, W)`` batch."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise InputError(
-                f"{self.arch} expects a (B, 3, H, W) batch of RGB images, got shape {tuple(x.shape)}"
+                f"{self.arch} expects a (B, {self.in_channels}, H, W) batch of images, got shape {tuple(x.shape)}"
             )
-        h, w = x.shape[-2:]
-        m = self.multiple_of
-        if h % m or w % m:
-            raise InputError(
-                f"{self.arch} needs height and width divisible by {m}, got {h}x{w}; "
-                f"pad with tami.backbones.pad_to_multiple (the adapter and enhancer do this for you)"
-            )
+        if not x.is_floating_point():
+            raise InputError(f"{self.arch} expects a floating-point batch in [0, 1], got dtype {x.dtype}")
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:

@@ -272,7 +272,7 @@ class CIDNet(Backbone):
         alpha: output scale used when ``gated2``.
         alpha_s: saturation scale used when ``gated``.
 
-    ``forward(x)``: ``x`` ``(B, 3, H, W)`` RGB in [0, 1], H and W divisible by 8; returns ``(B, 3, H, W)`` RGB
+    ``forward(x)``: ``x`` ``(B, 3, H, W)`` RGB in [0, 1], any H and W (padded to 8 inside); returns ``(B, 3, H, W)`` RGB
     (in [0, 1] unless ``gated2`` with ``alpha > 1``).
     """
 
@@ -347,14 +347,13 @@ class CIDNet(Backbone):
 
         self.trans = RGB_HVI(gated=gated, gated2=gated2, alpha=alpha, alpha_s=alpha_s)
 
-    def encode(self, x: Tensor) -> Encoded:
+    def _encode(self, x: Tensor) -> Encoded:
         """Run both branches on ``x`` ``(B, 3, H, W)`` up to ``HV_LCA3``/``I_LCA3``.
 
         Returns:
             ``key`` = HV-branch output of ``HV_LCA3`` ``(B, ch4, H/8, W/8)`` (contiguous); ``skips`` = the HVI
             image, the I-branch output of ``I_LCA3`` and the skip features of both branches.
         """
-        self.check_input(x)
         hvi = self.trans.HVIT(x.contiguous())
         i = hvi[:, 2:3]
 
@@ -379,7 +378,7 @@ class CIDNet(Backbone):
         hv_4 = self.HV_LCA3(hv_3, i_enc3).contiguous()
         return Encoded(key=hv_4, skips=(hvi, i_enc4, (i_enc0, i_jump1, i_jump2), (hv_0, hv_jump1, hv_jump2)))
 
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+    def _decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Finish both branches from ``enc``, replacing the HV feature by ``adapt(enc.key)``.
 
         Returns:
@@ -407,11 +406,6 @@ class CIDNet(Backbone):
         hv_0 = self.HVD_block0(self.HVD_block1(hv_1, hv_jump0))
         return self.trans.PHVIT((torch.cat([hv_0, i_dec0], dim=1) + hvi).contiguous())
 
-    def check_input(self, x: Tensor) -> None:
-        """Raise :class:`InputError` unless ``x`` is ``(B, 3, H, W)`` with H, W divisible by 8."""
-        super().check_input(x)
-        if not x.is_floating_point():
-            raise InputError(f"hvi_cidnet expects a floating-point RGB batch in [0, 1], got dtype {x.dtype}")
 
 
 _WEIGHTS = "official weights (https://github.com/Fediory/HVI-CIDNet, Readme 'Weights and Results')"

@@ -258,6 +258,7 @@ class LLFormer(Backbone):
             "attention": attention, "skip": skip,
         }
         self.inp_channels = inp_channels
+        self.in_channels = inp_channels
         self.inject_channels = dim * 16
         self.skip = skip
         nb, hd = num_blocks, heads
@@ -305,20 +306,7 @@ class LLFormer(Backbone):
         self.conv_fuss_2 = nn.Conv2d(dim * 3, dim, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim, out_channels, kernel_size=3, stride=1, padding=1, bias=bias)
 
-    def check_input(self, x: Tensor) -> None:
-        """Raise :class:`InputError` unless ``x`` is ``(B, inp_channels, H, W)`` with H, W divisible by 16."""
-        if x.dim() != 4 or x.shape[1] != self.inp_channels:
-            raise InputError(
-                f"llformer expects a (B, {self.inp_channels}, H, W) batch, got shape {tuple(x.shape)}"
-            )
-        h, w = x.shape[-2:]
-        if h % self.multiple_of or w % self.multiple_of:
-            raise InputError(
-                f"llformer needs height and width divisible by {self.multiple_of}, got {h}x{w}; "
-                "pad with tami.backbones.pad_to_multiple (the adapter and enhancer do this for you)"
-            )
-
-    def encode(self, x: Tensor) -> Encoded:
+    def _encode(self, x: Tensor) -> Encoded:
         """Run the encoder and the down path to the bottleneck's input.
 
         Args:
@@ -328,7 +316,6 @@ class LLFormer(Backbone):
             ``Encoded`` whose key is the ``(B, 16·dim, H/16, W/16)`` output of ``down_4``; skips hold the input,
             the fused shallow feature and the three down-path features.
         """
-        self.check_input(x)
         enc_1 = self.encoder_1(self.patch_embed(x))
         enc_2 = self.encoder_2(enc_1)
         enc_3 = self.encoder_3(enc_2)
@@ -338,7 +325,7 @@ class LLFormer(Backbone):
         level3 = self.decoder_level3_0(self.down_3(level2))
         return Encoded(key=self.down_4(level3), skips=(x, fused, level1, level2, level3))
 
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+    def _decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Run the bottleneck, apply ``adapt`` to its output, and finish the up path and refinement.
 
         Returns:

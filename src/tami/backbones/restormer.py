@@ -251,7 +251,7 @@ class Restormer(Backbone):
         LayerNorm_type: ``"WithBias"`` or ``"BiasFree"``.
         dual_pixel_task: dual-pixel defocus deblurring head (skip conv from the embedding, no global residual).
 
-    ``forward(x)``: ``x`` ``(B, inp_channels, H, W)`` float (images in [0, 1]), H and W divisible by 8; returns
+    ``forward(x)``: ``x`` ``(B, inp_channels, H, W)`` float (images in [0, 1]), any H and W (padded to 8 inside); returns
     ``(B, out_channels, H, W)``, unclamped.
     """
 
@@ -291,6 +291,7 @@ class Restormer(Backbone):
                 f"restormer level widths {widths} (from dim={dim}) must be divisible by heads {list(heads)}"
             )
         self.inp_channels = inp_channels
+        self.in_channels = inp_channels
         self.dual_pixel_task = dual_pixel_task
         self.inject_channels = dim * 8
         self.config = {
@@ -331,27 +332,13 @@ class Restormer(Backbone):
             self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
 
-    def check_input(self, x: Tensor) -> None:
-        """Raise :class:`InputError` unless ``x`` is ``(B, inp_channels, H, W)`` with H, W divisible by 8."""
-        if x.dim() != 4 or x.shape[1] != self.inp_channels:
-            raise InputError(
-                f"restormer expects a (B, {self.inp_channels}, H, W) batch, got shape {tuple(x.shape)}"
-            )
-        h, w = x.shape[-2:]
-        if h % self.multiple_of or w % self.multiple_of:
-            raise InputError(
-                f"restormer needs height and width divisible by {self.multiple_of}, got {h}x{w}; "
-                "pad with tami.backbones.pad_to_multiple (the adapter and enhancer do this for you)"
-            )
-
-    def encode(self, x: Tensor) -> Encoded:
+    def _encode(self, x: Tensor) -> Encoded:
         """Run the encoder on ``x`` ``(B, inp_channels, H, W)`` (internally in channels_last layout).
 
         Returns:
             ``key`` = ``inp_enc_level4`` ``(B, 8*dim, H/8, W/8)`` (the latent blocks' input, contiguous);
             ``skips`` = the input, the level-1..3 encoder outputs and (dual-pixel only) the patch embedding.
         """
-        self.check_input(x)
         x = x.contiguous(memory_format=torch.channels_last)
         inp_enc_level1 = self.patch_embed(x)
         out_enc_level1 = self.encoder_level1(inp_enc_level1)
@@ -361,7 +348,7 @@ class Restormer(Backbone):
         embed = inp_enc_level1 if self.dual_pixel_task else None
         return Encoded(key=inp_enc_level4, skips=(x, out_enc_level1, out_enc_level2, out_enc_level3, embed))
 
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+    def _decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Run the latent blocks on ``enc.key``, apply ``adapt`` to their output, then the decoder.
 
         ``adapt`` gets and returns ``(B, 8*dim, H/8, W/8)`` (it is given a contiguous tensor).

@@ -429,7 +429,7 @@ class RetinexFormer(Backbone):
                        "stage": stage, "num_blocks": list(num_blocks)}
         self.fast = True
 
-    def encode(self, x: Tensor) -> Encoded:
+    def _encode(self, x: Tensor) -> Encoded:
         """Run earlier stages fully, then the last stage up to its bottleneck.
 
         Args:
@@ -438,7 +438,6 @@ class RetinexFormer(Backbone):
         Returns:
             ``Encoded`` with ``key`` ``(B, 4*n_feat, H/4, W/4)`` (contiguous) and the last stage's skips.
         """
-        self.check_input(x)
         if self.fast:
             x = x.contiguous(memory_format=torch.channels_last)
         for block in self.body[:-1]:
@@ -446,7 +445,7 @@ class RetinexFormer(Backbone):
         fea, skips = self.body[-1].encode(x, self.fast)
         return Encoded(key=fea.contiguous(), skips=skips)
 
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+    def _decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Finish the last stage from ``enc``; ``adapt`` replaces the bottleneck input.
 
         Returns:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
-from .base import Adapt, Backbone, Encoded
+from .base import Adapt, Backbone, Encoded, pad_to_multiple
 from .registry import BACKBONES, register_preset
 
 _PATCH = 4  # side of the transformer's patches on the H/4 feature map
@@ -229,6 +229,17 @@ class SNRAware(Backbone):
             )
 
     def encode(self, x: Tensor, mask: Tensor | None = None) -> Encoded:
+        """:meth:`Backbone.encode` with the optional SNR ``mask``, padded with the input when it has its size."""
+        self.check_input(x)
+        self._check_mask(x, mask)
+        if mask is not None and mask.shape[-2:] == x.shape[-2:]:
+            mask, _ = pad_to_multiple(mask, self.multiple_of)
+        padded, size = pad_to_multiple(x, self.multiple_of)
+        enc = self._encode(padded, mask)
+        enc.size = size
+        return enc
+
+    def _encode(self, x: Tensor, mask: Tensor | None = None) -> Encoded:
         """Run the encoder up to ``feature_extraction``.
 
         Args:
@@ -239,15 +250,13 @@ class SNRAware(Backbone):
             ``Encoded`` whose key is the ``(B, nf, H/4, W/4)`` feature; skips hold the input, the mask and the three
             stem features.
         """
-        self.check_input(x)
-        self._check_mask(x, mask)
         fea_1 = self._lrelu(self.conv_first_1(x))
         fea_2 = self._lrelu(self.conv_first_2(fea_1))
         fea_3 = self._lrelu(self.conv_first_3(fea_2))
         fea = self.feature_extraction(fea_3)
         return Encoded(key=fea, skips=(x, mask, fea_1, fea_2, fea_3))
 
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+    def _decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Finish the network: SNR-guided fusion of the light and transformer branches, then the decoder.
 
         Returns:

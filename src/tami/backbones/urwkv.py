@@ -465,7 +465,7 @@ class LLENet(Backbone):
         for norm in self.lan_modules():
             norm.draw(generator)
 
-    def encode(self, x: Tensor) -> Encoded:
+    def _encode(self, x: Tensor) -> Encoded:
         """Run the encoder.
 
         Args:
@@ -474,12 +474,11 @@ class LLENet(Backbone):
         Returns:
             ``Encoded`` with ``key`` = ``x3_out`` ``(B, 4*dim, H/8, W/8)``.
         """
-        self.check_input(x)
         inter_gaps: list[Tensor] = []
         x1, x2, x3, x3_out = self.encoder(x, inter_gaps)
         return Encoded(key=x3_out, skips=(x, (x1, x2, x3), tuple(inter_gaps)))
 
-    def decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
+    def _decode(self, enc: Encoded, adapt: Adapt | None = None) -> Tensor:
         """Run the decoder from ``enc``; ``adapt`` replaces ``x3_out`` first.
 
         Returns:

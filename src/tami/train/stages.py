@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import backbones
-from ..backbones import Backbone, crop_to, pad_to_multiple
+from ..backbones import Backbone
 from ..backbones.checkpoints import UnknownConfiguration
 from ..errors import CheckpointError, InputError
 from .config import ModelConfig, TrainConfig
@@ -162,8 +162,7 @@ class ImageStage:
         self.backbone.train()
 
     def _run(self, frames: Tensor) -> Tensor:
-        padded, size = pad_to_multiple(frames, self.backbone.multiple_of)
-        return crop_to(self.backbone(padded), size)
+        return self.backbone(frames)
 
     def compute_loss(self, lq: Tensor, gt: Tensor, *, step: int, seed: int,
                      teacher_forcing: float, detach_every: int | None) -> tuple[Tensor, dict[str, Tensor]]:
