@@ -53,7 +53,7 @@ def test_fresh_adapter_reproduces_backbone_exactly(arch):
         out, aux = model.forward_clip(lq)
         for t in range(4):
             assert torch.equal(out[:, t], _backbone_only(model, lq[:, t])), f"frame {t} differs from the backbone"
-    assert int(aux["frames"][3]["memory_frames"]) == min(3, model.config.memory_frames)
+    assert aux[3].memory_frames == min(3, model.config.memory_frames)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -68,7 +68,7 @@ def test_forward_clip_equals_stepping_frame_by_frame(arch):
         for t in range(3):
             out, state, step_aux = model.step(lq[:, t], state)
             torch.testing.assert_close(out, clip[:, t], atol=1e-6, rtol=0)
-            torch.testing.assert_close(step_aux["prior"], aux["frames"][t]["prior"], atol=1e-6, rtol=0)
+            torch.testing.assert_close(step_aux.prior, aux[t].prior, atol=1e-6, rtol=0)
         assert not torch.equal(clip[:, 2], _backbone_only(model, lq[:, 2]))
 
 
@@ -84,8 +84,8 @@ def test_teacher_forcing_draws_match_explicit_masks():
             mask = torch.rand(2, generator=draws) < 0.5
             out, state, step_aux = model.step(lq[:, t], state, gt[:, t], teacher_mask=mask)
             torch.testing.assert_close(out, clip[:, t], atol=1e-6, rtol=0)
-            assert torch.equal(step_aux["teacher"], aux["frames"][t]["teacher"])
-        masks = torch.stack([f["teacher"] for f in aux["frames"]])
+            assert torch.equal(step_aux.teacher, aux[t].teacher)
+        masks = torch.stack([f.teacher for f in aux])
         assert masks.any() and not masks.all()
 
 
@@ -100,7 +100,8 @@ def test_training_moves_adapter_only():
     model.train()
     for _ in range(4):
         optimizer.zero_grad()
-        out, aux = model.forward_clip(lq, gt, teacher_forcing=0.5, generator=torch.Generator().manual_seed(1))
+        out, aux = model.forward_clip(lq, gt, teacher_forcing=0.5, generator=torch.Generator().manual_seed(1),
+                                     loss_terms=True)
         loss, _ = loss_fn(out, gt, aux)
         loss.backward()
         optimizer.step()
@@ -129,7 +130,7 @@ def test_odd_sizes_are_padded_inside_and_cropped_back():
         padded, size = pad_to_multiple(lq[:, 0], 4)
         assert out.shape == lq.shape
         assert torch.equal(out[:, 0], crop_to(model.backbone(padded), size))
-    assert aux["frames"][1]["prior"].shape[-2:] == model.working_grid(36, 48) == (4, 6)
+    assert aux[1].prior.shape[-2:] == model.working_grid(36, 48) == (4, 6)
 
 
 def test_batch_samples_are_independent():
@@ -151,7 +152,7 @@ def test_memory_never_exceeds_k_frames_and_pins_first():
         for t in range(7):
             _, state, aux = model.step(frames[t], state)
             assert state.memory.ring_frames <= 3 and len(state.memory) <= 4
-            assert int(aux["memory_frames"]) == min(t, 4)
+            assert aux.memory_frames == min(t, 4)
         first_key = model.icmem.key_projector(
             model.icmem.lq_encoder(model.backbone.encode(frames[0]).key)
         ).flatten(2).transpose(1, 2)
@@ -241,7 +242,7 @@ def test_memory_frames_zero_is_the_same_adapter_without_temporal_context():
         with_memory, _ = memory.forward_clip(lq)
     for t in range(5):  # every frame of the control equals the memory model run on that frame alone
         assert torch.equal(out[:, t], fresh[t])
-        assert int(aux["frames"][t]["memory_frames"]) == 0 and "value" not in aux["frames"][t]
+        assert aux[t].memory_frames == 0 and aux[t].value is None
     assert not torch.equal(with_memory[:, 3], out[:, 3])  # while the memory model does use its context
     with pytest.raises(InputError, match="memory_frames must be 0"):
         small_config(memory_frames=-1)

@@ -143,7 +143,7 @@ def test_active_igfe_makes_the_output_depend_on_the_memory(data: dict[str, Path]
     shifted, _ = run_stream(model, lq, "shifted")
     assert torch.equal(memory[0], stateless[0]) and torch.equal(memory[0], shifted[0])  # frame 0: empty memory
     assert not torch.equal(memory[1:], stateless[1:]) and not torch.equal(memory[1:], shifted[1:])
-    assert [int(a["memory_frames"]) for a in auxes] == [0, 1, 2, 2]
+    assert [a.memory_frames for a in auxes] == [0, 1, 2, 2]
 
     rng = torch.get_rng_state()
     diag = diagnose(data, stage, cfg)

@@ -7,12 +7,13 @@ import torch
 from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 
 from tami.adapter import TAMI
+from tami.adapter.frame_aux import FrameAux
 from tami.errors import InputError
 from tami.losses import build_loss, charbonnier, l_i3a, l_im, l_sm, l_sm_centred, ssim_loss, temporal_difference
 
 
 def _frames(t=3, ideal=True, seed=0):
-    """Hand-built per-frame aux dicts on a 4x5 grid with batch 2."""
+    """Hand-built per-frame FrameAux on a 4x5 grid with batch 2."""
     g = torch.Generator().manual_seed(seed)
     shared = torch.randn(2, 6, 4, 5, generator=g)
     frames = []
@@ -22,17 +23,18 @@ def _frames(t=3, ideal=True, seed=0):
         grey_lq = torch.rand(2, 1, 4, 5, generator=g) * 0.3
         grey_hq = torch.rand(2, 1, 4, 5, generator=g)
         frames.append(
-            {
-                "f_ls": feat,
-                "f_hs": feat if ideal else torch.randn(2, 6, 4, 5, generator=g),
-                "prior": illu if (ideal or i == 0) else torch.rand(2, 1, 4, 5, generator=g),
-                "illu": illu,
-                "memory_frames": torch.tensor(i),
-                "lq_small": grey_lq.expand(2, 3, 4, 5),
-                "hq_small": grey_hq.expand(2, 3, 4, 5),
-                "illu_lq": grey_lq if ideal else torch.rand(2, 1, 4, 5, generator=g),
-                "illu_hq": grey_hq,
-            }
+            FrameAux(
+                f_ls=feat,
+                key=feat,
+                f_hs=feat if ideal else torch.randn(2, 6, 4, 5, generator=g),
+                prior=illu if (ideal or i == 0) else torch.rand(2, 1, 4, 5, generator=g),
+                illu=illu,
+                memory_frames=i,
+                lq_small=grey_lq.expand(2, 3, 4, 5),
+                hq_small=grey_hq.expand(2, 3, 4, 5),
+                illu_lq=grey_lq if ideal else torch.rand(2, 1, 4, 5, generator=g),
+                illu_hq=grey_hq,
+            )
         )
     return frames
 
@@ -44,7 +46,9 @@ def test_tami_terms_zero_on_ideal_case_and_positive_otherwise(term):
 
 
 def _sm_frames(f_ls, f_hs=None, t=2):
-    return [{"f_ls": f_ls, "f_hs": f_ls if f_hs is None else f_hs} for _ in range(t)]
+    zero = torch.zeros(())
+    return [FrameAux(f_ls=f_ls, key=zero, prior=zero, memory_frames=0, f_hs=f_ls if f_hs is None else f_hs)
+            for _ in range(t)]
 
 
 def test_l_sm_is_zero_on_collapsed_identical_tokens_and_l_sm_centred_is_not():
@@ -54,7 +58,7 @@ def test_l_sm_is_zero_on_collapsed_identical_tokens_and_l_sm_centred_is_not():
     assert l_sm(_sm_frames(collapsed, collapsed * 2.5)).item() == pytest.approx(0.0, abs=1e-12)
     # Centred, every token is zero: S = 0, symmetric, but MSE(diag S, 1) = 1 on each written frame; / T frames.
     assert l_sm_centred(_sm_frames(collapsed, collapsed * 2.5)).item() == pytest.approx(1.0, abs=1e-12)
-    assert l_sm_centred(_sm_frames(collapsed, t=3)[:1] + [{"f_ls": collapsed}] * 2).item() == pytest.approx(1 / 3)
+    assert l_sm_centred(_sm_frames(collapsed, t=3)[:1] + [FrameAux(collapsed, collapsed, collapsed, 0)] * 2).item() == pytest.approx(1 / 3)
 
 
 def test_l_sm_and_centred_are_zero_when_f_ls_equals_f_hs_with_varied_tokens():
@@ -73,7 +77,7 @@ def test_l_sm_and_centred_are_zero_when_f_ls_equals_f_hs_with_varied_tokens():
 
 def test_i3a_ignores_frames_without_memory():
     frames = _frames(t=1, ideal=False)
-    frames[0]["prior"] = torch.zeros_like(frames[0]["prior"])
+    frames[0].prior = torch.zeros_like(frames[0].prior)
     assert l_i3a(frames).item() == 0.0
 
 
@@ -118,7 +122,7 @@ def test_tami_terms_train_the_adapter_only(term):
     model = TAMI(ToyBackbone(), small_config()).train()
     torch.nn.init.normal_(model.igfe.gamma, std=0.1)
     lq = torch.rand(2, 3, 3, 16, 16) * 0.3
-    out, aux = model.forward_clip(lq)
+    out, aux = model.forward_clip(lq, loss_terms=True)
     total, logs = build_loss({term: 1.0})(out, lq * 3, aux)
     assert logs[f"loss/{term}"] > 0
     total.backward()
@@ -127,3 +131,20 @@ def test_tami_terms_train_the_adapter_only(term):
     assert grads and any(g.abs().sum() > 0 for g in grads)
     if term == "l_im":
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.icmem.illu_encoder.parameters())
+
+
+def test_inference_computes_no_loss_tensors_and_l_im_says_how_to_get_them():
+    model = TAMI(ToyBackbone(), small_config()).eval()
+    lq = torch.rand(1, 2, 3, 16, 16) * 0.3
+    with torch.no_grad():
+        out, aux = model.forward_clip(lq)
+        _, _, step_aux = model.step(lq[:, 0], model.init_state(1))
+    for frame in (*aux, step_aux):
+        assert frame.written and frame.illu is not None
+        assert frame.lq_small is None and frame.illu_lq is None and frame.hq_small is None and frame.illu_hq is None
+    with pytest.raises(InputError, match="loss_terms=True"):
+        build_loss({"l_im": 1.0})(out, lq, aux)
+    with torch.no_grad():
+        _, full = model.forward_clip(lq, loss_terms=True)
+    assert all(f.illu_lq is not None and f.illu_hq is not None for f in full)
+    torch.testing.assert_close(full[1].prior, aux[1].prior, rtol=0, atol=0)  # same inference either way

@@ -2,10 +2,10 @@
 
 ``build_loss({"charbonnier": 1.0, "l_im": 1.0, "l_sm": 1.0, "l_i3a": 1.0})`` (or ``l_sm_centred`` in place of
 ``l_sm``) returns a :class:`Loss` whose
-``forward(out, gt, aux)`` gives the weighted total and every term under ``loss/<name>``. Reconstruction terms work
-on ``(B, T, 3, H, W)`` clips or ``(B, 3, H, W)`` images; the TAMI terms read the per-frame ``aux`` dicts of
-:meth:`tami.adapter.TAMI.forward_clip` (keys documented in :mod:`tami.adapter.model`) and are skipped when ``aux``
-is ``None`` (image-stage training). ``tdiff`` (:func:`temporal_difference`) needs ``(B, T, 3, H, W)`` clips with
+``forward(out, gt, frames)`` gives the weighted total and every term under ``loss/<name>``. Reconstruction terms
+work on ``(B, T, 3, H, W)`` clips or ``(B, 3, H, W)`` images; the TAMI terms read the per-frame
+:class:`tami.adapter.frame_aux.FrameAux` of :meth:`tami.adapter.TAMI.forward_clip` (run with ``loss_terms=True``)
+and are skipped when ``frames`` is ``None`` (image-stage training). ``tdiff`` (:func:`temporal_difference`) needs ``(B, T, 3, H, W)`` clips with
 ``T >= 2`` and is skipped on images.
 
 Notation: ``MSE(a, b)`` = mean of ``(a - b)^2`` over all elements; a clip has ``T`` frames; each TAMI term is
@@ -24,12 +24,11 @@ direction and still satisfy it); the training diagnostics (``tami.train.diagnost
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .adapter.frame_aux import FrameAux
 from .errors import InputError, UsageError
 
 
@@ -105,7 +104,7 @@ def _symmetry(s: Tensor) -> Tensor:
     return F.mse_loss(s, s.transpose(1, 2))
 
 
-def l_sm(frames: list[dict[str, Tensor]], generator: torch.Generator | None = None, *,
+def l_sm(frames: list[FrameAux], generator: torch.Generator | None = None, *,
          centred: bool = False) -> Tensor:
     """Symmetric matching loss.
 
@@ -115,21 +114,21 @@ def l_sm(frames: list[dict[str, Tensor]], generator: torch.Generator | None = No
     Zero when every frame's ``F_ls`` and ``F_hs`` are one and the same feature map - and, trivially, when all
     tokens are parallel (see :func:`l_sm_centred`). ``centred``: the cosines of mean-centred tokens.
     """
-    written = [f for f in frames if "f_hs" in f]
-    total = frames[0]["f_ls"].new_zeros(())
+    written = [f for f in frames if f.written]
+    total = frames[0].f_ls.new_zeros(())
     for t, frame in enumerate(written):
-        s = _cosine(frame["f_ls"], frame["f_hs"], centred)
+        s = _cosine(frame.f_ls, frame.f_hs, centred)
         diag = torch.diagonal(s, dim1=1, dim2=2)
         total = total + _symmetry(s) + F.mse_loss(diag, torch.ones_like(diag))
         if t > 0:
             j = int(torch.randint(t, (1,), generator=generator))
             earlier = written[j]
-            total = total + _symmetry(_cosine(earlier["f_ls"], frame["f_hs"], centred))
-            total = total + _symmetry(_cosine(earlier["f_hs"], frame["f_ls"], centred))
+            total = total + _symmetry(_cosine(earlier.f_ls, frame.f_hs, centred))
+            total = total + _symmetry(_cosine(earlier.f_hs, frame.f_ls, centred))
     return total / len(frames)
 
 
-def l_sm_centred(frames: list[dict[str, Tensor]], generator: torch.Generator | None = None) -> Tensor:
+def l_sm_centred(frames: list[FrameAux], generator: torch.Generator | None = None) -> Tensor:
     """``L_SM`` on tokens centred by their per-frame mean over the grid (not in the paper; module docstring).
 
     Removes the collapsed minimum of :func:`l_sm`: a map of identical tokens centres to zero, its diagonal cosines
@@ -138,28 +137,28 @@ def l_sm_centred(frames: list[dict[str, Tensor]], generator: torch.Generator | N
     return l_sm(frames, generator, centred=True)
 
 
-def l_i3a(frames: list[dict[str, Tensor]]) -> Tensor:
+def l_i3a(frames: list[FrameAux]) -> Tensor:
     """Intra- and inter-frame illumination alignment.
 
     Frames that read a non-empty memory: ``MSE(I_ip^t, I^t)``; if frame ``t-1`` did too, plus
-    ``MSE(I^t - I^{t-1}, I_ip^t - I_ip^{t-1})``. ``I^t`` = illumination of the written frame (``aux["illu"]``),
-    ``I_ip^t`` = retrieved prior (``aux["prior"]``). Zero when every prior equals its frame's illumination.
+    ``MSE(I^t - I^{t-1}, I_ip^t - I_ip^{t-1})``. ``I^t`` = illumination of the written frame (``FrameAux.illu``),
+    ``I_ip^t`` = retrieved prior (``FrameAux.prior``). Zero when every prior equals its frame's illumination.
     """
-    total = frames[0]["prior"].new_zeros(())
-    previous: dict[str, Tensor] | None = None
+    total = frames[0].prior.new_zeros(())
+    previous: FrameAux | None = None
     for frame in frames:
-        usable = "illu" in frame and int(frame["memory_frames"]) > 0
+        usable = frame.illu is not None and frame.memory_frames > 0
         if usable:
-            total = total + F.mse_loss(frame["prior"], frame["illu"])
+            total = total + F.mse_loss(frame.prior, frame.illu)
             if previous is not None:
                 total = total + F.mse_loss(
-                    frame["illu"] - previous["illu"], frame["prior"] - previous["prior"]
+                    frame.illu - previous.illu, frame.prior - previous.prior
                 )
         previous = frame if usable else None
     return total / len(frames)
 
 
-def l_im(frames: list[dict[str, Tensor]]) -> Tensor:
+def l_im(frames: list[FrameAux]) -> Tensor:
     """Illumination map (Retinex) loss; the one term that trains the illumination encoder's weights.
 
     With ``lq``, ``hq`` the downscaled input and written frame and ``L_lq = IEnc(lq)``, ``L_hq = IEnc(hq)``
@@ -167,12 +166,15 @@ def l_im(frames: list[dict[str, Tensor]]) -> Tensor:
     i.e. equal reflectance ``lq / L_lq = hq / L_hq`` plus a global offset constraint. Zero when each map equals
     the (grey) image it encodes.
     """
-    total = frames[0]["lq_small"].new_zeros(())
+    first = frames[0]
+    total = (first.lq_small if first.lq_small is not None else first.prior).new_zeros(())
     for frame in frames:
-        if "illu_hq" not in frame:
+        if not frame.written:
             continue
-        lq, hq = frame["lq_small"].detach(), frame["hq_small"].detach()
-        l_lq, l_hq = frame["illu_lq"], frame["illu_hq"]
+        if frame.illu_hq is None or frame.illu_lq is None:
+            raise InputError("l_im needs the loss-only tensors of each frame; run the model with loss_terms=True")
+        lq, hq = frame.lq_small.detach(), frame.hq_small.detach()
+        l_lq, l_hq = frame.illu_lq, frame.illu_hq
         reflect = lq * l_hq - hq * l_lq
         total = total + reflect.pow(2).mean()
         total = total + (lq.mean() + l_hq.mean() - l_lq.mean() - hq.mean()).pow(2)
@@ -200,12 +202,12 @@ class Loss(nn.Module):
         super().__init__()
         self.weights = {k: float(v) for k, v in weights.items() if float(v) != 0.0}
 
-    def forward(self, out: Tensor, gt: Tensor, aux: dict[str, Any] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, out: Tensor, gt: Tensor, frames: list[FrameAux] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and its terms.
 
         Args:
             out, gt: ``(B, T, 3, H, W)`` or ``(B, 3, H, W)``, float in [0, 1].
-            aux: ``{"frames": [...]}`` from ``forward_clip``; ``None`` skips the TAMI terms.
+            frames: the per-frame outputs of ``forward_clip(..., loss_terms=True)``; ``None`` skips the TAMI terms.
 
         Returns:
             ``(total, {"loss/<term>": detached value, ..., "loss/total": ...})``.
@@ -225,8 +227,8 @@ class Loss(nn.Module):
                 if out.dim() != 5 or out.shape[1] < 2:
                     continue
                 value = CLIP[name](out, gt)
-            elif aux is not None and aux.get("frames"):
-                value = TEMPORAL[name](aux["frames"])
+            elif frames:
+                value = TEMPORAL[name](frames)
             else:
                 continue
             total = total + weight * value

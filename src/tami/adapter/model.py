@@ -16,17 +16,14 @@ With ``memory_scale = 1`` this is exactly the paper's data flow; with ``s < 1`` 
 memory, refiner, hidden state, value encoding) runs on the ``s``-downscaled map, in training and inference alike,
 so each memory token covers the same image area at training crops and at full frames.
 
-Per-frame ``aux`` keys (all on the working grid ``(hm, wm)``; what :mod:`tami.losses` reads):
+Per-frame auxiliary outputs are a :class:`tami.adapter.frame_aux.FrameAux`; the tensors only the TAMI losses need
+(``lq_small``, ``illu_lq``, ``hq_small``, ``illu_hq``) are computed only when the caller passes ``loss_terms=True``,
+so the inference path does no training work.
 
-* ``f_ls`` ``(B, C, hm, wm)``: ``F_ls``; ``key`` ``(B, key_dim, hm, wm)``: ``K``;
-* ``prior`` ``(B, 1, hm, wm)``: the retrieved illumination prior ``I_ip`` (zeros when the memory was empty);
-* ``memory_frames`` ``()`` long: frames in memory when this frame read it;
-* ``lq_small`` ``(B, 3, hm, wm)``: the input area-downscaled; ``illu_lq``: ``IEnc(lq_small)`` with
-  trainable weights and detached input (``L_lq`` of ``L_IM``);
-* only when the frame was written: ``f_hs`` ``(B, C, hm, wm)``: ``F_hs``; ``value``: ``V``; ``hq_small``
-  ``(B, 3, hm, wm)``: the written image (output or gt) downscaled and detached; ``illu`` ``(B, 1, hm, wm)``:
-  ``I = IEnc(hq)`` with frozen weights (gradient reaches the output); ``illu_hq``: ``IEnc(hq_small)`` with trainable
-  weights and detached input (``L_hq``); ``teacher`` ``(B,)`` bool: samples written from ``gt``.
+Teacher forcing and truncated back-propagation through time are training policy: the training configuration and
+:class:`tami.train.stages.VideoStage` decide the probability, seed the generator of the draws per step and choose
+the cut schedule. :meth:`TAMI.forward_clip` only carries them out (write from ``gt`` for the drawn samples, detach
+the state every ``n`` frames); inference (:meth:`TAMI.step` without ``gt``) never meets them.
 """
 
 from __future__ import annotations
@@ -43,6 +40,7 @@ from ..backbones.base import Backbone, freeze
 from ..errors import InputError
 from .icmem import ICMem
 from .igfe import IGFE
+from .frame_aux import FrameAux
 from .memory import KVMemory
 from .ops import resize_to, scaled_grid
 
@@ -131,12 +129,11 @@ class StreamState:
 
     Attributes:
         memory: the bounded frame memory. hidden: ``(B, hidden_dim, hm, wm)`` or ``None`` before the first frame.
-        index: frames processed since the reset. batch: videos in the batch the state was made for.
+        batch: videos in the batch the state was made for.
     """
 
     memory: KVMemory
     hidden: Tensor | None = None
-    index: int = 0
     batch: int = 1
 
     def detach(self) -> "StreamState":
@@ -216,7 +213,8 @@ class TAMI(nn.Module):
         *,
         write: bool = True,
         teacher_mask: Tensor | None = None,
-    ) -> tuple[Tensor, StreamState, dict[str, Tensor]]:
+        loss_terms: bool = False,
+    ) -> tuple[Tensor, StreamState, FrameAux]:
         """Enhance one frame of each video in the batch.
 
         Args:
@@ -226,16 +224,17 @@ class TAMI(nn.Module):
                 (teacher forcing) for the samples selected by ``teacher_mask`` (default: all).
             write: store this frame in the memory (``False`` for the last frame of a video saves the work).
             teacher_mask: ``(B,)`` bool, which samples use ``gt``.
+            loss_terms: also compute the tensors only the TAMI losses read (:class:`FrameAux`).
 
         Returns:
-            ``out`` ``(B, 3, H, W)`` (not clamped), the state, and the frame's aux dict (module docstring).
+            ``out`` ``(B, 3, H, W)`` (not clamped), the state, and the frame's :class:`FrameAux`.
 
         In eval mode the state keeps no autograd history across frames (a stream of any length stays bounded even
         outside ``torch.no_grad``); back-propagation through time needs train mode or :meth:`forward_clip`.
         """
         if gt is not None and teacher_mask is None:
             teacher_mask = torch.ones(lq.shape[0], dtype=torch.bool, device=lq.device)
-        out, state, aux = self._frame(lq, state, gt, teacher_mask, write)
+        out, state, aux = self._frame(lq, state, gt, teacher_mask, write, loss_terms)
         if not self.training:
             state.detach()
         return out, state, aux
@@ -248,7 +247,8 @@ class TAMI(nn.Module):
         teacher_forcing: float = 0.0,
         detach_every: int | None = None,
         generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, dict[str, Any]]:
+        loss_terms: bool = False,
+    ) -> tuple[Tensor, list[FrameAux]]:
         """Enhance clips frame by frame from an empty memory (the training entry).
 
         Args:
@@ -257,9 +257,10 @@ class TAMI(nn.Module):
             teacher_forcing: probability, drawn per frame and sample, that the memory is written from ``gt``.
             detach_every: cut gradients through the memory and hidden state after every ``n`` frames.
             generator: CPU generator for the teacher-forcing draws (default: the global RNG).
+            loss_terms: also compute the tensors only the TAMI losses read (the training stage asks).
 
         Returns:
-            ``out`` ``(B, T, 3, H, W)`` and ``{"frames": [aux of frame 0, ...]}``.
+            ``out`` ``(B, T, 3, H, W)`` and the :class:`FrameAux` of every frame.
         """
         if lq.dim() != 5 or lq.shape[2] != 3:
             raise InputError(f"forward_clip expects lq of shape (B, T, 3, H, W), got {tuple(lq.shape)}")
@@ -276,20 +277,22 @@ class TAMI(nn.Module):
             mask = None
             if teacher_forcing > 0:
                 mask = (torch.rand(batch, generator=generator) < teacher_forcing).to(lq.device)
-            out, state, aux = self._frame(lq[:, t], state, None if mask is None else gt[:, t], mask, True)
+            out, state, aux = self._frame(lq[:, t], state, None if mask is None else gt[:, t], mask, True,
+                                          loss_terms)
             outs.append(out)
             auxes.append(aux)
             if detach_every is not None and (t + 1) % detach_every == 0:
                 state.detach()
-        return torch.stack(outs, 1), {"frames": auxes}
+        return torch.stack(outs, 1), auxes
 
-    def forward(self, lq: Tensor, gt: Tensor | None = None, **options: Any) -> tuple[Tensor, dict[str, Any]]:
+    def forward(self, lq: Tensor, gt: Tensor | None = None, **options: Any) -> tuple[Tensor, list[FrameAux]]:
         """Same as :meth:`forward_clip` (so wrappers such as ``DistributedDataParallel`` can call the model)."""
         return self.forward_clip(lq, gt, **options)
 
     def _frame(
-        self, lq: Tensor, state: StreamState, gt: Tensor | None, teacher_mask: Tensor | None, write: bool
-    ) -> tuple[Tensor, StreamState, dict[str, Tensor]]:
+        self, lq: Tensor, state: StreamState, gt: Tensor | None, teacher_mask: Tensor | None, write: bool,
+        loss_terms: bool,
+    ) -> tuple[Tensor, StreamState, FrameAux]:
         if lq.dim() != 4 or lq.shape[1] != 3:
             raise InputError(f"TAMI expects frames of shape (B, 3, H, W), got {tuple(lq.shape)}")
         if gt is not None and gt.shape != lq.shape:
@@ -320,15 +323,10 @@ class TAMI(nn.Module):
         hidden = state.hidden if state.hidden is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)
         f_en, hidden = icmem.illu_refiner(f_ls, prior, hidden)
         out = backbone.decode(enc, adapt=lambda z: self.igfe(z, f_en, prior))
-        lq_small = resize_to(lq, grid)
-        aux: dict[str, Tensor] = {
-            "f_ls": f_ls,
-            "key": key,
-            "prior": prior,
-            "memory_frames": torch.tensor(frames_in_memory),
-            "lq_small": lq_small,
-            "illu_lq": icmem.illu_encoder(lq_small.detach(), grid),
-        }
+        aux = FrameAux(f_ls=f_ls, key=key, prior=prior, memory_frames=frames_in_memory)
+        if loss_terms:
+            aux.lq_small = resize_to(lq, grid)
+            aux.illu_lq = icmem.illu_encoder(aux.lq_small.detach(), grid)
         if write:
             hq = out if gt is None else torch.where(teacher_mask.view(-1, 1, 1, 1), gt, out)
             f_hs = icmem.hq_encoder(self._encode_small(hq, grid))
@@ -336,21 +334,14 @@ class TAMI(nn.Module):
             hq_small = resize_to(hq, grid)
             illu = icmem.illu_encoder(hq_small, grid, frozen=True)
             state.memory.write(key, value, illu)
-            aux.update(
-                f_hs=f_hs,
-                value=value,
-                hq_small=hq_small.detach(),
-                illu=illu,
-                illu_hq=icmem.illu_encoder(hq_small.detach(), grid),
-                teacher=(
-                    teacher_mask
-                    if teacher_mask is not None
-                    else torch.zeros(lq.shape[0], dtype=torch.bool, device=lq.device)
-                ),
-            )
+            aux.f_hs, aux.value, aux.illu = f_hs, value, illu
+            aux.teacher = (teacher_mask if teacher_mask is not None
+                           else torch.zeros(lq.shape[0], dtype=torch.bool, device=lq.device))
+            if loss_terms:
+                aux.hq_small = hq_small.detach()
+                aux.illu_hq = icmem.illu_encoder(aux.hq_small, grid)
         if cfg.memory_frames > 0:
             state.hidden = hidden
-        state.index += 1
         return out, state, aux
 
     def _encode_small(self, image: Tensor, grid: tuple[int, int]) -> Tensor:

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..adapter.frame_aux import FrameAux
 from ..adapter.memory import KVMemory
 from ..adapter.model import TAMI, StreamState
 from ..errors import InputError
@@ -85,13 +86,13 @@ def mean_luma(frames: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def run_stream(model: TAMI, lq: Tensor, mode: str = "memory") -> tuple[Tensor, list[dict[str, Tensor]]]:
+def run_stream(model: TAMI, lq: Tensor, mode: str = "memory") -> tuple[Tensor, list[FrameAux]]:
     """Enhance one clip ``(T, 3, H, W)`` frame by frame with :meth:`TAMI.step` (the model in eval mode).
 
     ``mode``: ``memory`` (the normal causal stream), ``stateless`` (a fresh state for every frame, nothing written)
     or ``shifted`` (the normal stream with the prior raised by :data:`PRIOR_SHIFT` on every read of the memory).
 
-    Returns the outputs clamped to [0, 1] ``(T, 3, H, W)`` float and the per-frame aux dicts.
+    Returns the outputs clamped to [0, 1] ``(T, 3, H, W)`` float and the per-frame :class:`FrameAux`.
     """
     if mode not in ("memory", "stateless", "shifted"):
         raise InputError(f"run_stream mode must be memory, stateless or shifted, got {mode!r}")
@@ -205,13 +206,13 @@ def memory_diagnostics(
             e_mem, e_free = ewarp(memory, gt, cache=cache), ewarp(stateless, gt, cache=cache)
             if math.isfinite(e_mem) and math.isfinite(e_free):
                 sums[0:3] += torch.tensor([e_mem, e_free, 1.0], dtype=torch.float64)
-            reads = torch.tensor([int(a["memory_frames"]) > 0 for a in auxes])
+            reads = torch.tensor([a.memory_frames > 0 for a in auxes])
             delta = (mean_luma(shifted) - mean_luma(memory)).abs().double() / PRIOR_SHIFT
             sums[3] += delta[reads].sum()
             sums[4] += reads.sum()
-            for slot, key in ((5, "f_ls"), (7, "f_hs")):
-                for aux in auxes:
-                    cos = mean_token_cosine(aux[key]) if key in aux else None
+            for aux in auxes:
+                for slot, tokens in ((5, aux.f_ls), (7, aux.f_hs)):
+                    cos = mean_token_cosine(tokens) if tokens is not None else None
                     if cos is not None:
                         sums[slot] += cos.double().sum().cpu()
                         sums[slot + 1] += cos.numel()

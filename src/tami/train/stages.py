@@ -278,7 +278,7 @@ class VideoStage:
                  detach_every: int | None) -> tuple[Tensor, dict[str, Any]]:
         generator = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + step)
         return self.model.forward_clip(
-            lq, gt, teacher_forcing=teacher_forcing, detach_every=detach_every, generator=generator
+            lq, gt, teacher_forcing=teacher_forcing, detach_every=detach_every, generator=generator, loss_terms=True
         )
 
     @torch.no_grad()
