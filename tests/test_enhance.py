@@ -136,6 +136,7 @@ def test_memory_option_bounds_the_memory(model_file: Path) -> None:
     assert [n for n, _ in sizes] == [1, 2, 2, 2, 2, 2]
     assert len({b for _, b in sizes}) == 1  # buffers allocated once, at capacity 2
     assert enhancer.state.memory.keys.shape[1] == 2
+    assert enhancer.model.config.memory_frames == load_enhancement_model(model_file).config.memory_frames != 2
     with pytest.raises(InputError, match="--memory must be 0"):
         Enhancer(load_enhancement_model(model_file), _cpu(memory=-1))
 

@@ -12,7 +12,6 @@ is enhanced in overlapping tiles (:mod:`tami.tiling`), and one that does not fit
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -240,7 +239,8 @@ class Enhancer:
 
     Args:
         model: a :class:`tami.adapter.TAMI` (its backbone is used alone with ``backbone_only``); the enhancer
-            takes it over (moves it to the device, sets its memory size when ``options.memory`` is given).
+            takes it over (moves it to the device and to eval mode) but never changes its configuration: the
+            memory size ``options.memory`` sizes each stream's state (:meth:`TAMI.init_state`).
         options: device, precision, memory size, internal resolution, scene-cut test.
     """
 
@@ -253,8 +253,6 @@ class Enhancer:
                 raise InputError(
                     f"--memory must be 0 (no temporal context) or more frames, got {self.options.memory}"
                 )
-            if self.options.memory > 0:
-                model.config = dataclasses.replace(model.config, memory_frames=self.options.memory)
         if self.options.max_side is not None and self.options.max_side < model.backbone.multiple_of:
             raise InputError(
                 f"--max-side must be at least {model.backbone.multiple_of}, got {self.options.max_side}"
@@ -384,7 +382,7 @@ class Enhancer:
             stateless = self.options.memory == 0
             state = self._states.get(key)
             if state is None or stateless:
-                state = self.model.init_state(batch=1)
+                state = self.model.init_state(batch=1, memory_frames=self.options.memory or None)
             out, self._states[key], _ = self.model.step(x, state, write=not stateless)  # nothing reads a write
             return out.float()
 

@@ -201,9 +201,14 @@ class TAMI(nn.Module):
         cfg = self.config
         return scaled_grid(height // stride, width // stride, cfg.memory_scale, cfg.memory_max_tokens)
 
-    def init_state(self, batch: int = 1) -> StreamState:
-        """A fresh state (empty memory, no hidden state) for ``batch`` videos; use one per video."""
-        return StreamState(KVMemory(self.config.memory_frames, pin_first=self.config.pin_first), batch=batch)
+    def init_state(self, batch: int = 1, *, memory_frames: int | None = None) -> StreamState:
+        """A fresh state (empty memory, no hidden state) for ``batch`` videos; use one per video.
+
+        ``memory_frames`` sizes this stream's memory (default: the configuration's ``memory_frames``); an inference
+        engine passes its own memory option here instead of changing the model's configuration.
+        """
+        frames = self.config.memory_frames if memory_frames is None else memory_frames
+        return StreamState(KVMemory(frames, pin_first=self.config.pin_first), batch=batch)
 
     def step(
         self,
@@ -313,7 +318,8 @@ class TAMI(nn.Module):
             )
         f_ls = icmem.lq_encoder(resize_to(enc.key, grid))
         key = icmem.key_projector(f_ls)
-        if cfg.memory_frames == 0:  # no temporal context: nothing is kept, so nothing needs writing
+        keeps_frames = state.memory.frames > 0
+        if not keeps_frames:  # no temporal context: nothing is kept, so nothing needs writing
             write = False
         frames_in_memory = len(state.memory)
         if frames_in_memory:
@@ -340,7 +346,7 @@ class TAMI(nn.Module):
             if loss_terms:
                 aux.hq_small = hq_small.detach()
                 aux.illu_hq = icmem.illu_encoder(aux.hq_small, grid)
-        if cfg.memory_frames > 0:
+        if keeps_frames:
             state.hidden = hidden
         return out, state, aux
 
