@@ -13,7 +13,7 @@ import pytest
 from tami.cli.main import main
 from tami.errors import InputError
 from tami.metrics import create_metric
-from tami.metrics.evaluation import Evaluator
+from tami.evaluation.evaluator import Evaluator
 from tami.metrics.report import EvaluationReport, MethodScores, VideoScores, rank_values, ranks
 
 

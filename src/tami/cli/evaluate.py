@@ -37,11 +37,11 @@ from ..report import build_report
 from ..report.dataset import href, write_per_video
 from ..report.page import html_table
 from ..metrics import DEFAULT_METRICS, FlowCache, create_metric, list_metrics
-from ..metrics.evaluation import Evaluator
+from ..evaluation.evaluator import Evaluator
 from ..metrics.flow import DIS_PRESETS
 from ..metrics.image import CHANNELS, WINDOWS
 from ..metrics.plots import plot_report, plotting_available
-from ..metrics.protocols import PROTOCOLS
+from ..evaluation.protocols import PROTOCOLS
 from ..metrics.registry import Metric
 from ..metrics.report import dataset_table, render_text, settings_lines, video_table, write_report
 from ..metrics.temporal import FLOW_SOURCES

@@ -22,7 +22,7 @@ from ..data.video import open_video
 from ..errors import InputError
 from ..wording import count
 from ..metrics import DEFAULT_METRICS, Reference, create_metric
-from ..metrics.evaluation import Evaluator
+from ..evaluation.evaluator import Evaluator
 from ..metrics.frames import quantize
 from ..metrics.plots import plot_report, plotting_available
 from ..metrics.registry import Metric
@@ -77,7 +77,7 @@ def evaluate_methods(methods: Mapping[str, FrameInput], gt: FrameInput, metrics:
                      *, video: str = "video") -> EvaluationReport:
     """Score one video of every method against the GT with :mod:`tami.metrics`.
 
-    Paths go through :class:`~tami.metrics.evaluation.Evaluator` (frames matched by name, streamed per video);
+    Paths go through :class:`~tami.evaluation.Evaluator` (frames matched by name, streamed per video);
     when any input is in memory, all frames are scored by position.
     """
     if _is_path(gt) and all(_is_path(p) for p in methods.values()):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import InputError, UsageError
-from ..metrics.evaluation import discover_videos
+from ..evaluation.evaluator import discover_videos
 
 INDEX = "index.html"
 

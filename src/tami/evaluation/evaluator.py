@@ -21,12 +21,12 @@ import numpy as np
 
 from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key, open_video
 from ..errors import InputError
-from .flow import FlowCache
-from .reference import Reference
-from .registry import Metric
-from .report import EvaluationReport, MethodScores, VideoScores
+from ..metrics.flow import FlowCache
+from ..metrics.reference import Reference
+from ..metrics.registry import Metric
+from ..metrics.report import EvaluationReport, MethodScores, VideoScores
 from .protocols import describe_span, get_protocol
-from .temporal import brightness_changes_u8
+from ..metrics.temporal import brightness_changes_u8
 
 logger = logging.getLogger(__name__)
 

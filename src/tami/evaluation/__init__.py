@@ -1,0 +1,11 @@
+"""Evaluation runs: find the videos of a dataset and of each method, pair them and their frames, score them with
+:mod:`tami.metrics` (which only scores arrays) and collect the report.
+
+:mod:`.evaluator` walks folders and pairs videos (:class:`Evaluator`, :func:`discover_videos`); :mod:`.protocols`
+names the published splits and frame ranges.
+"""
+
+from .evaluator import Evaluator, discover_videos
+from .protocols import PROTOCOLS, EvalProtocol, get_protocol
+
+__all__ = ["PROTOCOLS", "EvalProtocol", "Evaluator", "discover_videos", "get_protocol"]
