@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -31,12 +30,12 @@ from .atomic import atomic_path, check_writable
 from .budget import GIB, MemoryModel, available_bytes, measure_model
 from .data.video import (IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer,
                          to_uint)
+from .device import Precision, autocast_dtype, resolve_device
 from .errors import InputError
 from .tiling import TileBlender, tile_grid
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "bf16", "fp16"]
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 DEFAULT_MODEL = "demo"
 
@@ -72,42 +71,13 @@ def load_enhancement_model(model: str | os.PathLike[str] | None = None) -> TAMI:
     return load_model(path)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU; explicit names are checked for availability."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise InputError("device 'mps' requested but Apple MPS is not available here; use --device cpu or auto")
-    return torch.device(name)
-
-
-def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype | None:
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        if device.type == "cpu":
-            raise InputError("fp16 is not supported on the CPU; use --precision bf16 (or fp32) there")
-        return torch.float16
-    raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
-
-
 @dataclass(frozen=True)
 class EnhanceOptions:
     """How :class:`Enhancer` runs a model.
 
     Attributes:
-        device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
-        precision: ``fp32``; ``bf16`` (CPU and GPU, autocast); ``fp16`` (GPU only).
+        device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps`` (:mod:`tami.device`).
+        precision: ``fp32``; ``bf16`` (CPU and GPU, autocast); ``fp16`` (GPU only); ``auto`` (bf16 on CUDA).
         memory: frames kept in the adapter's memory (default: the model's own setting); 0 gives every frame an
             empty memory and hidden state - the adapter without temporal context, the ablation that tells its
             temporal gain from its per-frame one.
@@ -247,7 +217,7 @@ class Enhancer:
     def __init__(self, model: TAMI, options: EnhanceOptions | None = None) -> None:
         self.options = options or EnhanceOptions()
         self.device = resolve_device(self.options.device)
-        self.autocast_dtype = _autocast_dtype(self.device, self.options.precision)
+        self.autocast_dtype = autocast_dtype(self.device, self.options.precision)
         if self.options.memory is not None:
             if self.options.memory < 0:
                 raise InputError(
@@ -625,5 +595,4 @@ __all__ = [
     "SceneCutDetector",
     "bundled_models",
     "load_enhancement_model",
-    "resolve_device",
 ]

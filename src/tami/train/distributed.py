@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..errors import InputError
+from ..device import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -47,28 +47,6 @@ class DistInfo:
         return self.rank == 0
 
 
-def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """Turn ``auto``/``cpu``/``cuda``/``cuda:N`` into a device (``auto``: this process's GPU when CUDA exists).
-
-    Raises:
-        InputError: CUDA requested but not available, or an unknown device name.
-    """
-    if preference == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        device = torch.device(preference)
-    except RuntimeError:
-        raise InputError(f"unknown device {preference!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {preference!r} requested but CUDA is not available; use device: cpu or auto")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
-    elif device.type != "cpu":
-        raise InputError(f"training runs on cpu or cuda, got device {preference!r}")
-    return device
-
-
 def setup(preference: str) -> DistInfo:
     """Join the process group described by the ``torchrun`` environment, if any, and pick the device.
 
@@ -77,7 +55,7 @@ def setup(preference: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(preference, local_rank)
+    device = resolve_device(preference, local_rank=local_rank, kinds=("cuda", "cpu"), hint="device:")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
+from ..device import autocast
 from ..atomic import atomic_path
 from ..errors import CheckpointError, InputError, TamiError, UsageError
 from . import checkpoint as ckpt
@@ -104,11 +105,8 @@ def build_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.op
 
 
 def precision_context(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (``auto``/``bf16``) or CPU (``bf16``); otherwise full precision."""
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """The autocast of ``config.precision`` on ``device`` (:func:`tami.device.autocast`: ``auto`` is bf16 on CUDA)."""
+    return autocast(device, config.precision)
 
 
 class Trainer:
