@@ -23,6 +23,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from ..errors import InputError, UsageError
+from ..metrics.registry import METRICS
 
 Stage = Literal["image", "video"]
 
@@ -396,7 +397,9 @@ def dump_yaml(config: TrainConfig, header: str = "") -> str:
     return comments + body
 
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mabd": False, "ewarp": False, "jitter": False}
+def higher_is_better(metric: str) -> bool:
+    """Direction of a validation metric, from the metric registry (``MetricInfo.lower_better``)."""
+    return not METRICS.get(metric).info.lower_better
 
 
 def check(config: TrainConfig) -> None:
@@ -447,10 +450,10 @@ def check(config: TrainConfig) -> None:
     if val.data is not None:
         if val.data.root is None and val.data.synthetic is None:
             raise UsageError("val.data.root is not set; point it at a dataset, set val.data.synthetic, or val.data=null")
-        unknown = [m for m in val.metrics if m not in HIGHER_IS_BETTER]
+        unknown = [m for m in val.metrics if m not in METRICS]
         if unknown or not val.metrics:
             raise UsageError(
-                f"val.metrics must name metrics among {', '.join(HIGHER_IS_BETTER)}, got {list(val.metrics)}"
+                f"val.metrics must name metrics among {', '.join(METRICS.names())}, got {list(val.metrics)}"
             )
         if val.best not in val.metrics:
             raise UsageError(f"val.best={val.best!r} must be one of val.metrics {list(val.metrics)}")

@@ -38,7 +38,7 @@ from ..atomic import atomic_path
 from ..errors import CheckpointError, InputError, TamiError, UsageError
 from . import checkpoint as ckpt
 from . import diagnostics
-from .config import HIGHER_IS_BETTER, PATH_KEYS, TrainConfig, dump_yaml, to_dict
+from .config import PATH_KEYS, TrainConfig, dump_yaml, higher_is_better, to_dict
 from .data import BatchStream, build_dataset, build_sampler, prepare_root, to_device
 from .distributed import (
     DistInfo,
@@ -345,7 +345,7 @@ class Trainer:
         old = self.best["value"]
         if old is None:
             return True
-        return value > old if HIGHER_IS_BETTER[self.config.val.best] else value < old
+        return value > old if higher_is_better(self.config.val.best) else value < old
 
     def _export(self, out_dir: Path) -> list[Path]:
         if not self.info.is_main:

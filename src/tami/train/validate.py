@@ -8,14 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..metrics.registry import create_metric
 from .distributed import DistInfo, all_reduce_sum
 
 
 def metric_functions(names: tuple[str, ...]) -> dict[str, Callable[[Tensor, Tensor], float]]:
-    """``tami.metrics`` functions by name (``psnr``, ``ssim``, ``mabd``, ``ewarp``) on ``(T, 3, H, W)`` clips."""
-    from .. import metrics
-
-    return {name: getattr(metrics, name) for name in names}
+    """Registered metrics by name (``psnr``, ``ssim``, ``mabd``, ``ewarp``, ``jitter``; default options), each a
+    function of ``(pred, gt)`` ``(T, 3, H, W)`` clips."""
+    return {name: create_metric(name) for name in names}
 
 
 def center_crop(clip: Tensor, size: int | None) -> Tensor:
