@@ -15,7 +15,7 @@ DOC = SRC.parents[1] / "docs" / "ARCHITECTURE.md"
 
 # Lower number = lower layer; a module may import its own package or a lower layer, never a higher one.
 LAYERS = {
-    "tami": 0, "errors": 0, "registry": 0, "wording": 0, "atomic": 0, "device": 0,
+    "tami": 0, "errors": 0, "registry": 0, "wording": 0, "atomic": 0, "device": 0, "frames": 0,
     "data": 1, "backbones": 1, "budget": 1, "tiling": 1,
     "adapter": 2, "metrics": 2, "timeslice": 2,
     "enhance": 3, "losses": 3, "evaluation": 3,

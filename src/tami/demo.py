@@ -24,6 +24,7 @@ from .data.synthetic import builtin_images, synthesize_clip
 from .data.video import open_video, open_writer
 from .enhance import EnhanceOptions, Enhancer, load_enhancement_model
 from .errors import InputError
+from .frames import to_uint8
 from .wording import count
 from .metrics import FlowCache, ewarp, mabd, psnr, ssim
 from .report import build_report
@@ -98,7 +99,7 @@ def metrics_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def _label(frame: np.ndarray, text: str) -> np.ndarray:
-    out = np.ascontiguousarray(np.rint(np.clip(frame, 0.0, 1.0) * 255.0).astype(np.uint8))
+    out = to_uint8(frame).copy()
     scale = max(0.4, frame.shape[0] / 600)
     thickness = max(1, round(scale * 2))
     org = (6, 6 + round(22 * scale))

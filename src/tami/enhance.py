@@ -26,12 +26,12 @@ from torch import Tensor
 
 from .adapter import TAMI, StreamState
 from .adapter.io import load_model
-from .atomic import atomic_path, check_writable
+from .atomic import check_writable
 from .budget import GIB, MemoryModel, available_bytes, measure_model
-from .data.video import (IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer,
-                         to_uint)
+from .data.video import IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer
 from .device import Precision, autocast_dtype, resolve_device
 from .errors import InputError
+from .frames import luma, write_image
 from .tiling import TileBlender, tile_grid
 
 logger = logging.getLogger(__name__)
@@ -154,16 +154,16 @@ class SceneCutDetector:
         h, w = frame.shape[:2]
         scale = self.thumb / max(h, w)
         small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        luma = small @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-        luma = luma / (float(luma.mean()) + 1e-3)
-        th, tw = luma.shape
+        y = luma(small)
+        y = y / (float(y.mean()) + 1e-3)
+        th, tw = y.shape
         rows = (slice(0, max(1, th // 2)), slice(th // 2, th))
         cols = (slice(0, max(1, tw // 2)), slice(tw // 2, tw))
         half = max(1, self.bins // 2)
         total = small.sum(axis=2) + 3e-3
         chroma = [small[:, :, c] / total for c in (0, 2)]
-        return ([self._histogram(luma, self.bins, 4.0)]
-                + [self._histogram(luma[r, c], half, 4.0) for r in rows for c in cols]
+        return ([self._histogram(y, self.bins, 4.0)]
+                + [self._histogram(y[r, c], half, 4.0) for r in rows for c in cols]
                 + [self._histogram(x, half, 1.0) for x in chroma])
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> float:
@@ -538,53 +538,28 @@ def _open_output(path: Path, info: VideoInfo, audio: Path | None) -> VideoWriter
 
 
 class _ImageWriter:
-    """Atomic writer of a single-image output (png/jpg/bmp/tif, or float32 RGB ``.npy``), like the video writers.
+    """Writer of a single-image output (png/jpg/bmp/tif, or float32 RGB ``.npy``) with the video writers' interface:
+    the frame is kept and written atomically on :meth:`close` (:func:`tami.frames.write_image`).
 
     ``bit_depth`` 16 writes png and tif as 16-bit (other formats cannot hold it and get 8 bits).
     """
 
     def __init__(self, path: Path, bit_depth: int = 8) -> None:
         self.path = path
-        self.deep = bit_depth == 16 and path.suffix.lower() in {".png", ".tif", ".tiff"}
-        self._ctx = atomic_path(path)
-        self._tmp = self._ctx.__enter__()
+        self.bit_depth = bit_depth
         self._frame: np.ndarray | None = None
-        self._closed = False
 
     def write(self, frame: np.ndarray, name: str | None = None, pts: int | None = None) -> None:
         self._frame = frame
 
     def close(self) -> None:
         if self._frame is None:
-            self.abort()
             raise InputError(f"no frame was written to {self.path}; nothing saved")
-        try:
-            if self.path.suffix.lower() == ".npy":
-                with open(self._tmp, "wb") as f:
-                    np.save(f, np.clip(self._frame, 0.0, 1.0).astype(np.float32))
-            else:
-                data = to_uint(self._frame, 16 if self.deep else 8)
-                ok, buf = cv2.imencode(self.path.suffix, cv2.cvtColor(data, cv2.COLOR_RGB2BGR))
-                if not ok:
-                    raise InputError(f"cannot encode {self.path.name}; use .png or .jpg")
-                buf.tofile(self._tmp)
-        except OSError as exc:
-            self.abort()
-            raise InputError(
-                f"cannot write {self.path}: {exc.strerror or exc}; choose a writable output path"
-            ) from None
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-        self._ctx.__exit__(None, None, None)
+        write_image(self.path, self._frame, bits=self.bit_depth)
+        self._frame = None
 
     def abort(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        error = InputError("write aborted")
-        self._ctx.__exit__(InputError, error, None)
+        self._frame = None
 
 
 __all__ = [

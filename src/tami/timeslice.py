@@ -28,9 +28,9 @@ from typing import Literal, Union
 import cv2
 import numpy as np
 
-from .atomic import atomic_path
 from .data.video import open_video, to_float_rgb
 from .errors import InputError, UsageError
+from .frames import to_uint8, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -432,12 +432,6 @@ def time_slices(methods: Mapping[str, FrameInput], line: SliceLine, *, frames: s
     return TimeSlices(resolved, stripe, alignment.mode, labels, results)
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float RGB in ``[0, 1]`` (or uint8) to uint8, rounded."""
-    if image.dtype == np.uint8:
-        return np.ascontiguousarray(image)
-    return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-
 
 def draw_line(frame: np.ndarray, line: SliceLine, *, color: tuple[int, int, int] = LINE_COLOR,
               thickness: int = 2) -> np.ndarray:
@@ -515,15 +509,6 @@ def safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip(".") or "method"
 
 
-def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
-    """Write an ``(H, W, 3)`` RGB image (float ``[0, 1]`` or uint8) as PNG, atomically."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise InputError(f"cannot encode {path} as PNG")
-    with atomic_path(path) as tmp:
-        buf.tofile(tmp)
-    return Path(path)
-
 
 def save_time_slices(result: TimeSlices, out_dir: str | os.PathLike[str], *, columns: int | None = None) -> list[Path]:
     """Write ``<method>_slice.png``, ``<method>_line.png`` (first selected frame with the line) and ``grid.png``.
@@ -541,8 +526,8 @@ def save_time_slices(result: TimeSlices, out_dir: str | os.PathLike[str], *, col
         raise InputError(f"method names {[m.name for m in result.methods]} give clashing file names; rename them")
     paths = []
     for stem, method in zip(files, result.methods):
-        paths.append(write_png(out / f"{stem}_slice.png", method.slice))
-        paths.append(write_png(out / f"{stem}_line.png", draw_line(method.reference, result.line)))
+        paths.append(write_image(out / f"{stem}_slice.png", method.slice))
+        paths.append(write_image(out / f"{stem}_line.png", draw_line(method.reference, result.line)))
     grid = compose_grid([(m.name, m.slice) for m in result.methods], columns=columns)
-    paths.append(write_png(out / "grid.png", grid.image))
+    paths.append(write_image(out / "grid.png", grid.image))
     return paths

@@ -51,6 +51,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from ..frames import encode_image
 from .synth_scene import STRATA, Sprite, camera_path, composite, make_sprites, warp_matrix
 from .synth_sensor import (add_noise, draw_noise_levels, drift_series, linear_to_srgb, log_uniform, quantize8,
                            srgb_to_linear, step_series)
@@ -352,11 +353,7 @@ def synthesize_clip(image: np.ndarray, *, frames: int, size: tuple[int, int], se
 # -- datasets ----------------------------------------------------------------------------------------------------
 
 def _write_png(path: Path, frame: np.ndarray) -> None:
-    data = np.rint(frame * 255.0).astype(np.uint8)[:, :, ::-1]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(data))
-    if not ok:
-        raise InputError(f"cannot encode {path}")
-    buf.tofile(path)
+    encode_image(frame, ".png").tofile(path)  # inside the dataset's atomic folder
 
 
 def generate_dataset(out_dir: str | os.PathLike[str], *, videos: int, frames: int, size: tuple[int, int],

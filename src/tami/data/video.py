@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..atomic import atomic_path
+from ..frames import encode_image, to_uint
 from ..errors import InputError
 from .colour import ColourSpec, rgb_to_yuv
 from .decode import DecodeReport, FileDecoder, TimedFrame
@@ -375,23 +376,6 @@ def _have_pyav() -> bool:
     return importlib.util.find_spec("av") is not None
 
 
-def to_uint(frame: np.ndarray, bits: int) -> np.ndarray:
-    """``(H, W, 3)`` float in [0, 1] (or uint8/uint16) → uint8/uint16 RGB, rounded."""
-    frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise InputError(f"cannot write a frame of shape {frame.shape}; expected (H, W, 3) RGB")
-    if bits == 8:
-        if frame.dtype == np.uint8:
-            return np.ascontiguousarray(frame)
-        if frame.dtype == np.uint16:
-            return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
-        return np.rint(np.clip(frame, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if frame.dtype == np.uint16:
-        return np.ascontiguousarray(frame)
-    if frame.dtype == np.uint8:
-        return frame.astype(np.uint16) * 257
-    return np.rint(np.clip(frame, 0.0, 1.0) * 65535.0).astype(np.uint16)
-
 
 def is_folder_target(path: Path) -> bool:
     """Whether :func:`open_writer` writes ``path`` as a png frame folder (no suffix, or an existing folder)."""
@@ -584,10 +568,7 @@ class VideoWriter:
             if name is not None and (not name or Path(name).name != name or name.startswith(".")):
                 raise InputError(f"frame name {name!r} must be a plain file stem (no folders, not hidden)")
             target = self._tmp / f"{name if name is not None else f'{self.count:06d}'}.png"
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(data[:, :, ::-1]))
-            if not ok:
-                raise InputError(f"cannot encode frame {self.count} as png")
-            buf.tofile(target)
+            encode_image(data, ".png", bits=self.bit_depth).tofile(target)
         elif self._stream is not None:
             for packet in self._stream.encode(self._av_frame(data, pts)):
                 self._backend.mux(packet)

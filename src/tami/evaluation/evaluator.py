@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key, open_video
 from ..errors import InputError
+from ..frames import to_uint8
 from ..metrics.flow import FlowCache
 from ..metrics.reference import Reference
 from ..metrics.registry import Metric
@@ -57,11 +58,6 @@ def discover_videos(root: str | os.PathLike[str], *, role: str = "input") -> dic
     return out
 
 
-def _quantize_frame(frame: np.ndarray) -> np.ndarray:
-    out = np.empty(frame.shape, dtype=np.uint8)
-    np.rint(np.clip(frame, 0.0, 1.0) * 255.0, out=out, casting="unsafe")
-    return out
-
 
 def _read(path: Path, indices: list[int], *, bgr_npy: bool, strict: bool = False) -> np.ndarray:
     """Frames ``indices`` (any order) of a video as ``(N, H, W, 3) uint8``, decoding only up to the last one."""
@@ -71,7 +67,7 @@ def _read(path: Path, indices: list[int], *, bgr_npy: bool, strict: bool = False
     with open_video(path, bgr_npy=bgr_npy, strict=strict) as reader:
         for i, frame in enumerate(reader):
             if i in wanted:
-                got[i] = _quantize_frame(frame)
+                got[i] = to_uint8(frame)
             if i >= last:
                 break
     return np.stack([got[i] for i in indices])

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from ..frames import to_uint8
 
 ArrayLike = Tensor | np.ndarray
 
@@ -66,9 +67,7 @@ def quantize(x: ArrayLike, *, name: str = "input", video: bool = True) -> np.nda
             f"{name} has values up to {peak:.4g}, expected floats in [0, 1]; divide 0-255 data by 255 "
             "or pass it as uint8"
         )
-    out = np.empty(a.shape, dtype=np.uint8)
-    np.rint(np.clip(a, 0.0, 1.0) * 255.0, out=out, casting="unsafe")
-    return out
+    return to_uint8(a)
 
 
 def quantize_pair(pred: ArrayLike, gt: ArrayLike, *, video: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..frames import LUMA_709
 from .flow import FlowCache, FlowEstimator, PairFlows, create_flow, sample_maps, video_key
 from .frames import ArrayLike, quantize, quantize_pair
 
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 FlowSource = Literal["gt", "output", "input"]
 FLOW_SOURCES: tuple[str, ...] = ("gt", "output", "input")
 
-_LUMA = np.array([[0.2126, 0.7152, 0.0722]], dtype=np.float64) / 255.0
+_LUMA = np.array([LUMA_709], dtype=np.float64) / 255.0
 #: Floor of a frame's mean luma in J (half an 8-bit level).
 JITTER_FLOOR = 0.5 / 255.0
 

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..timeslice import FrameSource, to_uint8
+from ..frames import to_uint8
+from ..timeslice import FrameSource
 
 logger = logging.getLogger(__name__)
 
