@@ -111,3 +111,43 @@ def test_architecture_map_names_every_module():
     missing = [".".join(_name(p)) for p in _modules()
                if p.name != "__init__.py" and f"`{'.'.join(_name(p)[1:])}`" not in text]
     assert not missing, f"docs/ARCHITECTURE.md has no line for {missing}"
+
+
+def _module_imports(path: Path) -> set[str]:
+    """Dotted names of the tami modules ``path`` imports (anywhere in the file, deferred imports included)."""
+    name, found = _name(path), set()
+    package = name if path.name == "__init__.py" else name[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                mod = package[: len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+            elif node.module and node.module.split(".")[0] == "tami":
+                mod = node.module.split(".")
+            else:
+                continue
+            for alias in node.names:
+                found.add(".".join(mod + [alias.name]) if _is_module(mod + [alias.name]) else ".".join(mod))
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "tami")
+    return found
+
+
+def test_no_module_import_cycles():
+    graph = {".".join(_name(p)): _module_imports(p) for p in _modules()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == node or nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt):] + [nxt]
+                pytest.fail(f"import cycle: {' -> '.join(cycle)}")
+            if nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])

@@ -7,7 +7,8 @@
 from .io import adapter_config, load_adapter, load_model, save_adapter, save_model
 from .memory import KVMemory, topm_readout
 from .frame_aux import FrameAux
-from .model import TAMI, StreamState, TAMIConfig
+from .config import TAMIConfig
+from .model import TAMI, StreamState
 from .presets import PRESETS, adapter_parameter_count, preset_config
 
 __all__ = [

@@ -23,7 +23,8 @@ from ..atomic import atomic_path
 from ..backbones import create
 from ..backbones.checkpoints import read_checkpoint
 from ..errors import CheckpointError, InputError
-from .model import TAMI, TAMIConfig
+from .config import TAMIConfig
+from .model import TAMI
 
 ADAPTER_FORMAT = "tami.adapter"
 MODEL_FORMAT = "tami.model"

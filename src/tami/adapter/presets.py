@@ -24,7 +24,7 @@ import torch
 from ..errors import InputError
 from .icmem import ICMem
 from .igfe import IGFE
-from .model import TAMIConfig
+from .config import TAMIConfig
 
 #: Paper overhead (parameters) and injection width per backbone arch.
 PAPER_OVERHEAD: dict[str, tuple[int, int]] = {
