@@ -127,6 +127,25 @@ def test_video_stage_trains_only_the_adapter(tmp_path: Path, data: dict[str, Pat
     assert all(torch.equal(v, model.adapter_state_dict()[k]) for k, v in reloaded.adapter_state_dict().items())
 
 
+class _RecordedProgress:
+    """A :class:`tami.train.logs.TrainProgress` that records what the trainer reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def start(self, total: int, done: int) -> None:
+        self.events.append(("start", total, done))
+
+    def update(self, values: dict[str, float] | None) -> None:
+        self.events.append(("update",))
+
+    def write(self, text: str) -> None:
+        self.events.append(("write", text))
+
+    def close(self) -> None:
+        self.events.append(("close",))
+
+
 def test_resume_is_bitwise_exact_even_after_a_crash_while_checkpointing(
     tmp_path: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,8 +175,12 @@ def test_resume_is_bitwise_exact_even_after_a_crash_while_checkpointing(
 
     with pytest.raises(TamiError, match="already holds a run"):
         train(config, run)
-    resumed = train(config, run, resume="auto")
+    progress = _RecordedProgress()
+    resumed = train(config, run, resume="auto", progress=progress)
     assert resumed.finished and resumed.step == 10
+    # The library reports progress through the callback only (the command line draws the bar).
+    assert progress.events[0] == ("start", 10, 5) and progress.events[-1] == ("close",)
+    assert sum(e[0] == "update" for e in progress.events) == 5
 
     a = ckpt.load_checkpoint(straight / "checkpoints/last.pt")
     b = ckpt.load_checkpoint(run / "checkpoints/last.pt")

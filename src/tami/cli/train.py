@@ -30,6 +30,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..errors import UsageError
 from ..train import load_config, train
 
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if not main_process:  # under torchrun, only rank 0 reports progress
         logging.getLogger("tami").setLevel(logging.WARNING)
     result = train(config, run_dir, resume=args.resume, stop_at=args.stop_at, command=_command(args, run_dir),
-                   progress=not args.quiet and main_process and sys.stderr.isatty())
+                   progress=ProgressBar() if not args.quiet and main_process and sys.stderr.isatty() else None)
     if not main_process:
         return 0
     shown = ", ".join(f"{k} {v:.4g}" for k, v in result.last.items() if k.startswith(("loss/total", "metric/")))
@@ -102,3 +104,30 @@ def run(args: argparse.Namespace) -> int:
         if result.best is not None:
             print(f"  best {result.best['metric']} {result.best['value']:.4f} at step {result.best['step']}")
     return 0
+
+
+class ProgressBar:
+    """The trainer's progress (:class:`tami.train.logs.TrainProgress`) as a tqdm bar over the iterations, with the
+    latest loss terms and learning rate (it/s and ETA from tqdm)."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+
+    def start(self, total: int, done: int) -> None:
+        self._bar = tqdm(total=total, initial=done, unit="it", dynamic_ncols=True, desc="train")
+
+    def update(self, values: dict[str, float] | None) -> None:
+        """Advance one iteration; refresh the shown values when given."""
+        if values is not None:
+            shown = {k.split("/", 1)[-1]: f"{v:.4g}" for k, v in values.items()
+                     if k.startswith("loss/") or k in ("lr", "grad_norm")}
+            self._bar.set_postfix(shown, refresh=False)
+        self._bar.update(1)
+
+    def write(self, text: str) -> None:
+        """A line above the bar."""
+        self._bar.write(text)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

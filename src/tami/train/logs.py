@@ -1,4 +1,4 @@
-"""Run logs: a JSONL file of every logged step, TensorBoard events when installed, and a progress bar.
+"""Run logs: a JSONL file of every logged step and TensorBoard events when installed.
 
 Log keys follow the project convention: ``loss/*``, ``metric/*``, ``time/*``, plus ``step``, ``lr`` and
 ``grad_norm`` (before clipping).
@@ -11,9 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
-
-from tqdm import tqdm
+from typing import Any, Protocol
 
 from ..atomic import atomic_path
 
@@ -89,31 +87,17 @@ class RunLog:
             self._writer = None
 
 
-class ProgressBar:
-    """A tqdm bar over the iterations with the latest loss terms and learning rate (it/s and ETA from tqdm).
+class TrainProgress(Protocol):
+    """What the trainer reports while it runs (rank 0 only); the command line draws it as a progress bar."""
 
-    Args:
-        total: the run's total iterations.
-        initial: iterations already done (resumed run).
-        enabled: show the bar (rank 0, not quiet; only ever on a terminal).
-    """
+    def start(self, total: int, done: int) -> None:
+        """The run has ``total`` iterations, ``done`` of them already (a resumed run)."""
 
-    def __init__(self, total: int, initial: int, *, enabled: bool) -> None:
-        # disable=None: tqdm also stays silent when stderr is not a terminal (no carriage-return noise in logs).
-        self._bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True,
-                         disable=None if enabled else True, desc="train")
-
-    def update(self, values: dict[str, float] | None = None) -> None:
-        """Advance one iteration; refresh the shown values when given."""
-        if values is not None:
-            shown = {k.split("/", 1)[-1]: f"{v:.4g}" for k, v in values.items()
-                     if k.startswith("loss/") or k in ("lr", "grad_norm")}
-            self._bar.set_postfix(shown, refresh=False)
-        self._bar.update(1)
+    def update(self, values: dict[str, float] | None) -> None:
+        """One iteration done; ``values`` are the step's logged values when it logged any."""
 
     def write(self, text: str) -> None:
-        """Print a line above the bar."""
-        self._bar.write(text)
+        """A line to show (validation scores)."""
 
     def close(self) -> None:
-        self._bar.close()
+        """The run ended."""

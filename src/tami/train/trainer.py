@@ -52,7 +52,7 @@ from .distributed import (
     setup,
 )
 from .ema import EMA
-from .logs import LOG_FILE, ProgressBar, RunLog, truncate_log
+from .logs import LOG_FILE, RunLog, TrainProgress, truncate_log
 from .schedule import build_scheduler, retarget
 from .stages import Stage, build_stage, describe
 from .validate import metric_functions, validate
@@ -117,17 +117,17 @@ class Trainer:
         run_dir: the run folder (created).
         info: this process's placement (from :func:`tami.train.distributed.setup`).
         command: the command line that started the run (recorded in the run folder).
-        progress: show a progress bar (rank 0).
+        progress: receives the progress of the run (rank 0 only), e.g. the command line's progress bar.
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike[str], *, info: DistInfo,
-                 command: str = "", progress: bool = False) -> None:
+                 command: str = "", progress: TrainProgress | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.info = info
         self.device = info.device
         self.command = command
-        self.progress = progress and info.is_main
+        self.progress = progress if info.is_main else None
         self.step = 0
         self.best: dict[str, Any] = {"metric": config.val.best, "value": None, "step": None}
         self.last: dict[str, float] = {}
@@ -390,14 +390,16 @@ class Trainer:
         self._write_run_files(resume)
         end = c.train.iterations if stop_at is None else min(stop_at, c.train.iterations)
         log = RunLog(self.run_dir, enabled=self.info.is_main)
-        bar = ProgressBar(c.train.iterations, self.step, enabled=self.progress)
+        if self.progress is not None:
+            self.progress.start(c.train.iterations, self.step)
         try:
             if resume is None and self.val_set is not None and c.val.at_start:
                 self._baseline(log)
-            self._loop(end, log, bar)
+            self._loop(end, log)
         finally:
             self.stream.close()
-            bar.close()
+            if self.progress is not None:
+                self.progress.close()
             log.close()
         finished = self.step >= c.train.iterations
         exports: list[Path] = []
@@ -419,11 +421,11 @@ class Trainer:
         wanted = torch.tensor([1.0 if flag[0] is not None else 0.0], device=self.device)
         return bool(all_reduce_sum(self.info, wanted).item() > 0)
 
-    def _loop(self, end: int, log: RunLog, bar: ProgressBar) -> None:
+    def _loop(self, end: int, log: RunLog) -> None:
         with _termination_flag() as flag:
-            self._steps(end, log, bar, flag)
+            self._steps(end, log, flag)
 
-    def _steps(self, end: int, log: RunLog, bar: ProgressBar, flag: list[str | None]) -> None:
+    def _steps(self, end: int, log: RunLog, flag: list[str | None]) -> None:
         c = self.config
         sums: dict[str, Tensor] = {}
         count, data_time, tick, start = 0, 0.0, time.perf_counter(), time.perf_counter()
@@ -453,15 +455,16 @@ class Trainer:
                     self.best = {"metric": c.val.best, "value": value, "step": self.step}
                     self.save(ckpt.BEST)
                     self._export(self.run_dir / "export" / "best")
-                if self.progress:
-                    bar.write(f"step {self.step}: {_shown(scores)}")
+                if self.progress is not None:
+                    self.progress.write(f"step {self.step}: {_shown(scores)}")
                 else:
                     logger.info("step %d: %s", self.step, _shown(scores))
                 halt = self._memory_unlearned(scores)
             if logged is not None:
                 self.last = logged
                 log.write(self.step, logged)
-            bar.update(logged)
+            if self.progress is not None:
+                self.progress.update(logged)
             due_ckpt = c.train.checkpoint_every is not None and self.step % c.train.checkpoint_every == 0
             if due_ckpt or self.step == end or stopping or halt:
                 self.save(ckpt.LAST)
@@ -558,7 +561,7 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: str | None = None,
-          stop_at: int | None = None, command: str = "", progress: bool = False) -> TrainResult:
+          stop_at: int | None = None, command: str = "", progress: TrainProgress | None = None) -> TrainResult:
     """Run (or continue) a training run; joins the ``torchrun`` process group when launched by it.
 
     Args:
@@ -568,7 +571,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: str |
             a run folder.
         stop_at: stop after this many iterations in total, with a checkpoint (for time-limited job slots).
         command: the command line to record in the run folder.
-        progress: show a progress bar (rank 0).
+        progress: receives the progress of the run (rank 0 only), e.g. the command line's progress bar.
 
     Raises:
         InputError: a bad recipe or data; CheckpointError: an unusable checkpoint or weights file.
