@@ -39,7 +39,8 @@ import torch
 from tami.adapter import TAMI
 from tami.backbones import create
 from tami.data.video import open_video, open_writer
-from tami.enhance import EnhanceOptions, Enhancer, bundled_models, load_enhancement_model
+from tami.bundled import bundled_models, load_enhancement_model
+from tami.enhance import EnhanceOptions, Enhancer
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from tami.data.video import open_writer
-from tami.enhance import EnhanceOptions, Enhancer, load_enhancement_model
+from tami.bundled import load_enhancement_model
+from tami.enhance import EnhanceOptions, Enhancer
 from tami.errors import InputError
 
 H, W = 2160, 3840

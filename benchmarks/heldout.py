@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from tami.demo import enhance_frames, heldout_clip, metrics_table, score
-from tami.enhance import EnhanceOptions, Enhancer, load_enhancement_model
+from tami.bundled import load_enhancement_model
+from tami.enhance import EnhanceOptions, Enhancer
 from tami.metrics import FlowCache
 
 

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from tami.backbones.base import Backbone, Encoded
 from tami.demo import DEMO_DEGRADATION, heldout_clip, score
-from tami.enhance import load_enhancement_model
+from tami.bundled import load_enhancement_model
 from tami.metrics import FlowCache
 from tami.metrics.flow import DISFlow
 

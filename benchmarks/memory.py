@@ -320,7 +320,7 @@ def main() -> None:
     started = time.perf_counter()
     if args.command == "bundled-backbone":
         from tami.backbones import save
-        from tami.enhance import load_enhancement_model
+        from tami.bundled import load_enhancement_model
 
         save(load_enhancement_model().backbone, args.out, {"source": "tami bundled demo model"})
         print(f"wrote {args.out}")

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from tami.demo import enhance_frames, heldout_clip, score
-from tami.enhance import EnhanceOptions, Enhancer, load_enhancement_model
+from tami.bundled import load_enhancement_model
+from tami.enhance import EnhanceOptions, Enhancer
 from tami.metrics import FlowCache
 from tami.metrics.flow import DISFlow, warp
 

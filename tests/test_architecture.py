@@ -18,7 +18,7 @@ LAYERS = {
     "tami": 0, "errors": 0, "registry": 0, "wording": 0, "atomic": 0, "device": 0, "frames": 0,
     "data": 1, "backbones": 1, "budget": 1, "tiling": 1,
     "adapter": 2, "metrics": 2, "timeslice": 2,
-    "enhance": 3, "losses": 3, "evaluation": 3,
+    "enhance": 3, "losses": 3, "evaluation": 3, "bundled": 3, "scene_cuts": 1,
     "train": 4, "report": 4,
     "demo": 5, "model_files": 5,
     "cli": 6,

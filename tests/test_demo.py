@@ -13,7 +13,8 @@ from tami.cli.main import main
 from tami.data.synthetic import builtin_images, srgb_to_linear
 from tami.data.video import open_video, open_writer
 from tami.demo import heldout_clip, run_demo, score
-from tami.enhance import EnhanceOptions, load_enhancement_model
+from tami.bundled import load_enhancement_model
+from tami.enhance import EnhanceOptions
 
 _METRICS = {"psnr", "ssim", "ewarp", "mabd"}
 

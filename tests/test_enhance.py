@@ -21,7 +21,9 @@ from tami.adapter.io import load_model, save_adapter, save_model
 from tami.backbones import create, crop_to, pad_to_multiple
 from tami.cli.main import main
 from tami.data.video import open_video, open_writer
-from tami.enhance import EnhanceOptions, Enhancer, SceneCutDetector, load_enhancement_model
+from tami.bundled import load_enhancement_model
+from tami.enhance import EnhanceOptions, Enhancer
+from tami.scene_cuts import SceneCutDetector
 from tami.errors import CheckpointError, InputError
 
 # A small adapter on a small Retinexformer: the code paths of the real model at a fraction of the cost.

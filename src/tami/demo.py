@@ -22,7 +22,8 @@ import numpy as np
 from .atomic import atomic_path
 from .data.synthetic import builtin_images, synthesize_clip
 from .data.video import open_video, open_writer
-from .enhance import EnhanceOptions, Enhancer, load_enhancement_model
+from .bundled import load_enhancement_model
+from .enhance import EnhanceOptions, Enhancer
 from .errors import InputError
 from .frames import to_uint8
 from .wording import count

@@ -25,51 +25,16 @@ import torch
 from torch import Tensor
 
 from .adapter import TAMI, StreamState
-from .adapter.io import load_model
 from .atomic import check_writable
 from .budget import GIB, MemoryModel, available_bytes, measure_model
-from .data.video import IMAGE_SUFFIXES, VideoInfo, VideoWriter, is_folder_target, open_video, open_writer
+from .data.outputs import ImageWriter, open_output
+from .data.video import VideoInfo, VideoWriter, open_video
 from .device import Precision, autocast_dtype, resolve_device
 from .errors import InputError
-from .frames import luma, write_image
+from .scene_cuts import SceneCutDetector
 from .tiling import TileBlender, tile_grid
 
 logger = logging.getLogger(__name__)
-
-WEIGHTS_DIR = Path(__file__).with_name("weights")
-DEFAULT_MODEL = "demo"
-
-
-def bundled_models() -> list[str]:
-    """Names of the models shipped inside the package (``tami/weights/<name>.safetensors``)."""
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
-
-
-def load_enhancement_model(model: str | os.PathLike[str] | None = None) -> TAMI:
-    """Load a bundled model by name (default ``"demo"``) or a backbone+adapter file written by ``save_model``.
-
-    An existing file is always read as a model file; otherwise a plain name (no suffix, no folder) is looked up
-    among the bundled models.
-
-    Raises:
-        InputError: unknown bundled name or missing file.
-        CheckpointError: the file is not a model file or its weights do not fit its configuration.
-    """
-    name = DEFAULT_MODEL if model is None else os.fspath(model)
-    path = Path(name)
-    if path.is_file():
-        return load_model(path)
-    if not path.suffix and len(path.parts) == 1:
-        path = WEIGHTS_DIR / f"{name}.safetensors"
-        if not path.is_file():
-            raise InputError(
-                f"no bundled model {name!r} (bundled: {', '.join(bundled_models()) or 'none'}); "
-                "give a bundled name or the path of a .safetensors model file"
-            )
-    else:
-        raise InputError(f"model file {path} does not exist; give a bundled name or an existing .safetensors file")
-    return load_model(path)
-
 
 @dataclass(frozen=True)
 class EnhanceOptions:
@@ -119,66 +84,6 @@ class FramePlan:
         how = f"in {self.tile}-px tiles (overlap {self.overlap})" if self.tile else "whole"
         free = f" of {self.available / GIB:.1f} GiB free" if self.available is not None else ""
         return f"{w}x{h} {how}, ~{self.need / GIB:.1f} GiB{free}"
-
-
-class SceneCutDetector:
-    """Cheap scene-cut test: distance between gain-invariant histograms of consecutive frames.
-
-    On a thumbnail, each frame's luma is divided by its mean and its colour taken as chromaticity (``r / (r+g+b)``,
-    ``b / (r+g+b)``), so exposure flicker, the very thing the adapter smooths, does not look like a cut. Seven
-    histograms are compared - normalised luma of the whole thumbnail and of its four quadrants (so two scenes with
-    similar tones but different layouts still differ) and the two chromaticities - and the distance is the mean
-    over them of half the L1 distance of the normalised histograms, in [0, 1]. On synthetic low-light clips of the
-    built-in photographs (flicker, strong noise, fast camera motion) consecutive frames stay below about 0.25 and
-    cuts between different photographs stay above about 0.31, hence the default threshold 0.3.
-    """
-
-    def __init__(self, threshold: float, bins: int = 32, thumb: int = 64) -> None:
-        if not 0.0 < threshold <= 1.0:
-            raise InputError(f"scene-cut threshold must be in (0, 1], got {threshold}")
-        self.threshold = threshold
-        self.bins = bins
-        self.thumb = thumb
-        self._previous: list[np.ndarray] | None = None
-
-    def reset(self) -> None:
-        """Forget the previous frame (start of a new video)."""
-        self._previous = None
-
-    @staticmethod
-    def _histogram(values: np.ndarray, bins: int, top: float) -> np.ndarray:
-        hist, _ = np.histogram(np.clip(values, 0.0, top), bins=bins, range=(0.0, top))
-        return hist / max(1, hist.sum())
-
-    def _histograms(self, frame: np.ndarray) -> list[np.ndarray]:
-        h, w = frame.shape[:2]
-        scale = self.thumb / max(h, w)
-        small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        y = luma(small)
-        y = y / (float(y.mean()) + 1e-3)
-        th, tw = y.shape
-        rows = (slice(0, max(1, th // 2)), slice(th // 2, th))
-        cols = (slice(0, max(1, tw // 2)), slice(tw // 2, tw))
-        half = max(1, self.bins // 2)
-        total = small.sum(axis=2) + 3e-3
-        chroma = [small[:, :, c] / total for c in (0, 2)]
-        return ([self._histogram(y, self.bins, 4.0)]
-                + [self._histogram(y[r, c], half, 4.0) for r in rows for c in cols]
-                + [self._histogram(x, half, 1.0) for x in chroma])
-
-    def distance(self, a: np.ndarray, b: np.ndarray) -> float:
-        """Cut distance in [0, 1] between two ``(H, W, 3)`` float RGB frames (0: same tone layout)."""
-        return self._distance(self._histograms(a), self._histograms(b))
-
-    @staticmethod
-    def _distance(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-        return float(np.mean([0.5 * np.abs(x - y).sum() for x, y in zip(a, b)]))
-
-    def is_cut(self, frame: np.ndarray) -> bool:
-        """True when ``frame`` starts a new scene relative to the previous call's frame."""
-        hists = self._histograms(frame)
-        previous, self._previous = self._previous, hists
-        return previous is not None and self._distance(hists, previous) > self.threshold
 
 
 @dataclass
@@ -450,7 +355,7 @@ class Enhancer:
         if on_start is not None:
             on_start(info)
         audio = source if info.kind == "file" else None
-        writers: list[VideoWriter | _ImageWriter] = []
+        writers: list[VideoWriter | ImageWriter] = []
         start = time.perf_counter()
         cuts_before = self.scene_cuts
         count = 0
@@ -459,7 +364,7 @@ class Enhancer:
         previous: tuple[np.ndarray, np.ndarray] | None = None
         try:
             for target in targets:
-                writers.append(_open_output(target, info, audio))
+                writers.append(open_output(target, info, audio))
             for count, item in enumerate(frames, start=1):
                 if item.filled and previous is not None:
                     frame, out = previous  # a skipped frame: hold the previous one, leave the state alone
@@ -519,55 +424,8 @@ def _overlap(tile: int) -> int:
     return max(16, tile // 8)
 
 
-def _open_output(path: Path, info: VideoInfo, audio: Path | None) -> VideoWriter | _ImageWriter:
-    """A writer for ``path``: one image file for an image input written to an image suffix, else video/folder.
-
-    16-bit input (and 10/12-bit video) stays 16-bit where the output can hold it (png/tif images, frame folders).
-    """
-    try:
-        if info.kind == "image" and path.suffix.lower() in IMAGE_SUFFIXES:
-            return _ImageWriter(path, info.bit_depth)
-        folder = is_folder_target(path)
-        if info.bit_depth == 16 and not folder:
-            logger.info("%s: input deeper than 8 bits written as 8-bit video; give a folder path to keep 16 bits",
-                        path.name)
-        return open_writer(path, info.fps, audio_from=audio, bit_depth=info.bit_depth if folder else 8,
-                           time_base=None if folder else info.time_base)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable output path") from None
-
-
-class _ImageWriter:
-    """Writer of a single-image output (png/jpg/bmp/tif, or float32 RGB ``.npy``) with the video writers' interface:
-    the frame is kept and written atomically on :meth:`close` (:func:`tami.frames.write_image`).
-
-    ``bit_depth`` 16 writes png and tif as 16-bit (other formats cannot hold it and get 8 bits).
-    """
-
-    def __init__(self, path: Path, bit_depth: int = 8) -> None:
-        self.path = path
-        self.bit_depth = bit_depth
-        self._frame: np.ndarray | None = None
-
-    def write(self, frame: np.ndarray, name: str | None = None, pts: int | None = None) -> None:
-        self._frame = frame
-
-    def close(self) -> None:
-        if self._frame is None:
-            raise InputError(f"no frame was written to {self.path}; nothing saved")
-        write_image(self.path, self._frame, bits=self.bit_depth)
-        self._frame = None
-
-    def abort(self) -> None:
-        self._frame = None
-
-
 __all__ = [
-    "DEFAULT_MODEL",
     "EnhanceOptions",
     "EnhanceStats",
     "Enhancer",
-    "SceneCutDetector",
-    "bundled_models",
-    "load_enhancement_model",
 ]

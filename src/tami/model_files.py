@@ -28,7 +28,7 @@ from .adapter import TAMI
 from .adapter.io import ADAPTER_FORMAT, MODEL_FORMAT, load_model
 from .backbones.checkpoints import FORMAT as BACKBONE_FORMAT
 from .backbones.checkpoints import UnknownConfiguration
-from .enhance import DEFAULT_MODEL, WEIGHTS_DIR, bundled_models
+from .bundled import DEFAULT_MODEL, WEIGHTS_DIR, bundled_models
 from .errors import CheckpointError, InputError
 from .train.stages import BACKBONE_FILE, MODEL_FILE
 

@@ -46,7 +46,8 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..enhance import DEFAULT_MODEL, EnhanceOptions, Enhancer
+from ..bundled import DEFAULT_MODEL
+from ..enhance import EnhanceOptions, Enhancer
 from ..model_files import describe, load_model_spec
 from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..errors import TamiError, UsageError

@@ -21,7 +21,7 @@ from safetensors import safe_open
 
 from .. import backbones
 from ..backbones.registry import resolve
-from ..enhance import WEIGHTS_DIR, bundled_models
+from ..bundled import WEIGHTS_DIR, bundled_models
 from ..errors import InputError
 
 NAME = "info"
