@@ -11,7 +11,7 @@ from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 
 from tami import backbones
 from tami.adapter import TAMI, TAMIConfig
-from tami.adapter.presets import PRESETS
+from tami.adapter.presets import ADAPTER_PRESETS
 from tami.backbones import crop_to, pad_to_multiple
 from tami.errors import InputError
 from tami.losses import build_loss
@@ -32,7 +32,7 @@ def _model_for(arch: str) -> tuple[TAMI, int]:
     if arch == "toy":
         return TAMI(ToyBackbone(), small_config()), 30
     backbone = _small_backbone(arch)
-    model = TAMI.from_preset(backbone) if arch in PRESETS else TAMI(backbone, small_config())
+    model = TAMI.from_preset(backbone) if arch in ADAPTER_PRESETS else TAMI(backbone, small_config())
     m = backbone.multiple_of
     return model, m * max(1, -(-48 // m))
 

@@ -20,7 +20,7 @@ from tami.adapter import (
     save_adapter,
     save_model,
 )
-from tami.adapter.presets import PAPER_OVERHEAD, PRESETS
+from tami.adapter.presets import ADAPTER_PRESETS, PAPER_OVERHEAD
 from tami.errors import CheckpointError, InputError
 
 
@@ -36,7 +36,7 @@ def test_parameter_count_matches_built_adapter():
     assert adapter_parameter_count(model.config, 16) == sum(p.numel() for p in model.adapter_parameters())
 
 
-@pytest.mark.parametrize("arch", [a for a in backbones.names() if a in PRESETS])
+@pytest.mark.parametrize("arch", [a for a in backbones.names() if a in ADAPTER_PRESETS])
 def test_from_preset_picks_the_backbone_preset(arch):
     with torch.device("meta"):
         backbone = backbones.create(arch)

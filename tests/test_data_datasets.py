@@ -215,7 +215,7 @@ def test_dataloader_batches_clips(tmp_path: Path) -> None:
 
 def test_sdsd_protocols_agree_with_the_evaluation_protocols() -> None:
     from tami.data.layouts import PROTOCOLS
-    from tami.evaluation.protocols import PROTOCOLS as EVAL
+    from tami.evaluation.protocols import EVAL_PROTOCOLS as EVAL
 
     for name, proto in PROTOCOLS.items():
         assert {k: set(v) for k, v in proto.test.items()} == {k: set(v) for k, v in EVAL[name].videos.items()}

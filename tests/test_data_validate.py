@@ -1,4 +1,4 @@
-"""tami.data.validate, tami.data.sdsd_convert and the `tami data` / `tami synth` commands."""
+"""tami.data.check, tami.data.sdsd_convert and the `tami data` / `tami synth` commands."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tami.cli import data as data_cli
 from tami.cli import synth as synth_cli
 from tami.data.datasets import build_dataset
 from tami.data.sdsd_convert import convert_sdsd
-from tami.data.validate import validate
+from tami.data.check import validate
 from tami.errors import InputError
 
 

@@ -17,7 +17,7 @@ from tami.errors import InputError
 from tami.train import checkpoint as ckpt
 from tami.train import from_dict, train
 from tami.train.config import apply_overrides
-from tami.train.data import build_dataset
+from tami.train.loader import build_dataset
 from tami.train.diagnostics import (
     MEMORY_MODULES,
     PRIOR_SHIFT,

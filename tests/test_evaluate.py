@@ -14,7 +14,7 @@ from tami.cli.main import main
 from tami.errors import InputError
 from tami.metrics import create_metric
 from tami.evaluation.evaluator import Evaluator
-from tami.metrics.report import EvaluationReport, MethodScores, VideoScores, rank_values, ranks
+from tami.metrics.results import EvaluationReport, MethodScores, VideoScores, rank_values, ranks
 
 
 def _texture(h: int, w: int, seed: int) -> np.ndarray:

@@ -226,7 +226,7 @@ def test_sigterm_stops_after_the_current_iteration_with_a_checkpoint(
 def test_synthetic_data_is_reused_only_when_its_settings_match(data: dict[str, Path]) -> None:
     from tami.errors import InputError
     from tami.train.config import DataConfig, SyntheticConfig
-    from tami.train.data import prepare_root
+    from tami.train.loader import prepare_root
     from tami.train.distributed import DistInfo
 
     same = SyntheticConfig(videos=4, frames=6, size=(40, 40), seed=1, sources="builtin:train", flicker=0.1)
@@ -239,7 +239,7 @@ def test_synthetic_data_is_reused_only_when_its_settings_match(data: dict[str, P
 
 def test_batch_stream_resumes_at_the_consumed_batch_despite_prefetching(data: dict[str, Path]) -> None:
     from tami.data.datasets import ClipSampler, build_dataset
-    from tami.train.data import BatchStream
+    from tami.train.loader import BatchStream
     from tami.train.distributed import DistInfo
 
     clips = build_dataset("generic", data["train"], clip_len=2, crop=8, flip=True, seed=0)

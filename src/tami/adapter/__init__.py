@@ -9,10 +9,10 @@ from .memory import KVMemory, topm_readout
 from .frame_aux import FrameAux
 from .config import TAMIConfig
 from .model import TAMI, StreamState
-from .presets import PRESETS, adapter_parameter_count, preset_config
+from .presets import ADAPTER_PRESETS, adapter_parameter_count, preset_config
 
 __all__ = [
-    "PRESETS",
+    "ADAPTER_PRESETS",
     "FrameAux",
     "TAMI",
     "KVMemory",

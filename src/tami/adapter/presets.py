@@ -40,7 +40,7 @@ _H4 = {"memory_scale": 0.125, "igfe_pool": 8}
 _H8 = {"memory_scale": 0.25, "igfe_pool": 4}
 _H16 = {"memory_scale": 0.5, "igfe_pool": 2}
 
-PRESETS: dict[str, dict[str, Any]] = {
+ADAPTER_PRESETS: dict[str, dict[str, Any]] = {
     "retinexformer": dict(key_dim=32, value_dim=32, hidden_dim=16, illu_dim=64, igfe_blocks=3, igfe_dim=40, **_H4),
     "restormer": dict(key_dim=16, value_dim=64, hidden_dim=16, illu_dim=32, igfe_blocks=3, igfe_dim=304, **_H8),
     "hvi_cidnet": dict(key_dim=64, value_dim=32, hidden_dim=16, illu_dim=16, igfe_blocks=3, igfe_dim=48, **_H8),
@@ -52,7 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def names() -> list[str]:
     """Backbone archs with an adapter preset."""
-    return sorted(PRESETS)
+    return sorted(ADAPTER_PRESETS)
 
 
 def preset_config(arch: str, **overrides: Any) -> TAMIConfig:
@@ -61,12 +61,12 @@ def preset_config(arch: str, **overrides: Any) -> TAMIConfig:
     Raises:
         InputError: no preset for ``arch`` (build ``TAMI(backbone, TAMIConfig(...))`` yourself), or unknown options.
     """
-    if arch not in PRESETS:
+    if arch not in ADAPTER_PRESETS:
         raise InputError(
             f"no TAMI preset for backbone {arch!r} (presets: {', '.join(names())}); "
             "construct TAMI(backbone, TAMIConfig(...)) with explicit sizes"
         )
-    return TAMIConfig.from_dict({**PRESETS[arch], **overrides})
+    return TAMIConfig.from_dict({**ADAPTER_PRESETS[arch], **overrides})
 
 
 def adapter_parameter_count(config: TAMIConfig, channels: int) -> int:

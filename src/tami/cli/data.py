@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..data.layouts import LAYOUTS, PROTOCOLS
 from ..data.sdsd_convert import convert_sdsd
-from ..data.validate import validate
+from ..data.check import validate
 
 NAME = "data"
 HELP = "check or convert datasets (SDSD, SMID, DID, paired folders)"

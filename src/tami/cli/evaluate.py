@@ -32,7 +32,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..errors import UsageError
-from ..metrics.report import EvaluationReport, MethodScores
+from ..metrics.results import EvaluationReport, MethodScores
 from ..report import build_report
 from ..report.dataset import href, write_per_video
 from ..report.page import html_table
@@ -41,9 +41,9 @@ from ..evaluation.evaluator import Evaluator
 from ..metrics.flow import DIS_PRESETS
 from ..metrics.image import CHANNELS, WINDOWS
 from ..metrics.plots import plot_report, plotting_available
-from ..evaluation.protocols import PROTOCOLS
+from ..evaluation.protocols import EVAL_PROTOCOLS
 from ..metrics.registry import Metric
-from ..metrics.report import dataset_table, render_text, settings_lines, video_table, write_report
+from ..metrics.results import dataset_table, render_text, settings_lines, video_table, write_report
 from ..metrics.temporal import FLOW_SOURCES
 from ..wording import count
 from .options import parse_methods
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--strict", action="store_true",
                      help="refuse truncated or damaged video files instead of using every decodable frame")
     sel = parser.add_argument_group("selection")
-    sel.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
+    sel.add_argument("--protocol", choices=sorted(EVAL_PROTOCOLS), default=None,
                      help="named split + frame range (docs/metrics.md); default: every GT video, all frames")
     sel.add_argument("--subset", choices=("indoor", "outdoor"), default=None,
                      help="protocol subset; default: read from the GT path")

@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..data.synth_scene import STRATA
-from ..data.synthetic import PRESETS, generate_dataset
+from ..data.synthetic import SYNTH_PRESETS, generate_dataset
 
 NAME = "synth"
 HELP = "generate a synthetic paired low-light video dataset"
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
                         help="frame height and width (default: 256 256)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="v2",
+    parser.add_argument("--preset", choices=sorted(SYNTH_PRESETS), default="v2",
                         help="generator preset; the options below override it (default: %(default)s)")
     opt = parser.add_argument_group("degradation and motion (default: the preset's value)")
     opt.add_argument("--exposure", type=float, nargs=2, metavar=("LOW", "HIGH"),

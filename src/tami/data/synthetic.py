@@ -15,7 +15,7 @@ A clip is made in five steps, all driven by one seed:
    ("Unprocessing Images for Learned Raw Denoising", CVPR 2019).
 5. **sRGB and 8-bit** — back through the sRGB curve, clipped and quantised to 8 bits (the GT too).
 
-Two named presets (:data:`PRESETS`) fix every option; keyword arguments override single options:
+Two named presets (:data:`SYNTH_PRESETS`) fix every option; keyword arguments override single options:
 
 * ``v2`` (default) — calibrated to real low-light video. Noise: Brooks et al.'s read/shot line over the
   shot range ``a`` in [1e-4, 2e-3], the low-gain end of the [1e-4, 1.2e-2] they fitted to calibrated sensors
@@ -81,7 +81,7 @@ BUILTIN_SPLITS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class SynthOptions:
-    """Every option of the generator (module docstring); :data:`PRESETS` names complete sets.
+    """Every option of the generator (module docstring); :data:`SYNTH_PRESETS` names complete sets.
 
     Attributes:
         exposure: range of the clip exposure factor (log-uniform); ``(x, x)`` fixes it.
@@ -139,7 +139,7 @@ class SynthOptions:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
-PRESETS: dict[str, SynthOptions] = {
+SYNTH_PRESETS: dict[str, SynthOptions] = {
     "v2": SynthOptions(),
     "v1": SynthOptions(exposure=(0.03, 0.3), shot_noise=(1e-4, 1.2e-2), flicker=0.0, drift=0.0, ae_rate=0.0,
                        color_cast=0.0, strata=("pan",)),
@@ -153,9 +153,9 @@ def synth_options(preset: str = DEFAULT_PRESET, **overrides: Any) -> SynthOption
     Raises:
         InputError: unknown preset or option.
     """
-    if preset not in PRESETS:
-        raise InputError(f"unknown synthetic preset {preset!r}; presets: {', '.join(PRESETS)}")
-    return PRESETS[preset].replace(**overrides)
+    if preset not in SYNTH_PRESETS:
+        raise InputError(f"unknown synthetic preset {preset!r}; presets: {', '.join(SYNTH_PRESETS)}")
+    return SYNTH_PRESETS[preset].replace(**overrides)
 
 
 # -- sources -----------------------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def synthesize(image: np.ndarray, *, frames: int, size: tuple[int, int], seed: i
         frames: clip length ``T``.
         size: output frame size ``(h, w)``.
         seed: everything (path, exposure, noise) follows from it.
-        preset: ``v2`` (default) or ``v1`` (:data:`PRESETS`).
+        preset: ``v2`` (default) or ``v1`` (:data:`SYNTH_PRESETS`).
         stratum: ``static``, ``pan`` or ``content``; ``None`` draws one of the preset's ``strata``.
         sprite_sources: photographs to cut the objects of a ``content`` clip from (default: ``image`` itself).
         **options: single :class:`SynthOptions` overrides (``flicker=0.2``, ``target_gain=(0.8, 1.25)``, ...).
@@ -372,7 +372,7 @@ def generate_dataset(out_dir: str | os.PathLike[str], *, videos: int, frames: in
         videos: number of videos; frames: frames per video; size: frame size ``(h, w)``.
         seed: dataset seed; the same seed and options give the same files.
         sources: ``"builtin"``, ``"builtin:train"``, ``"builtin:test"`` or a folder of images.
-        preset: ``v2`` (default) or ``v1`` (:data:`PRESETS`); options: single :class:`SynthOptions` overrides.
+        preset: ``v2`` (default) or ``v1`` (:data:`SYNTH_PRESETS`); options: single :class:`SynthOptions` overrides.
         overwrite: replace an existing ``out_dir``.
         on_video: called with each video's name after it is written (progress reporting).
 

@@ -6,6 +6,6 @@ names the published splits and frame ranges.
 """
 
 from .evaluator import Evaluator, discover_videos
-from .protocols import PROTOCOLS, EvalProtocol, get_protocol
+from .protocols import EVAL_PROTOCOLS, EvalProtocol, get_protocol
 
-__all__ = ["PROTOCOLS", "EvalProtocol", "Evaluator", "discover_videos", "get_protocol"]
+__all__ = ["EVAL_PROTOCOLS", "EvalProtocol", "Evaluator", "discover_videos", "get_protocol"]

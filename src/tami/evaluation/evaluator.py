@@ -25,7 +25,7 @@ from ..frames import to_uint8
 from ..metrics.flow import FlowCache
 from ..metrics.reference import Reference
 from ..metrics.registry import Metric
-from ..metrics.report import EvaluationReport, MethodScores, VideoScores
+from ..metrics.results import EvaluationReport, MethodScores, VideoScores
 from .protocols import describe_span, get_protocol
 from ..metrics.temporal import brightness_changes_u8
 
@@ -241,7 +241,7 @@ class Evaluator:
         return frames
 
     def report(self, *, command: str | None = None, seconds: float = 0.0) -> EvaluationReport:
-        """The results so far as an :class:`~tami.metrics.report.EvaluationReport`.
+        """The results so far as an :class:`~tami.metrics.results.EvaluationReport`.
 
         A frame range longer than the videos is described by what was scored ("first 8 frames", not 20).
         """

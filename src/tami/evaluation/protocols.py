@@ -84,7 +84,7 @@ _DESCRIPTIONS = {
 }
 
 # One source of truth for splits and frame ranges: the data layer's protocol table (tami.data.layouts).
-PROTOCOLS: dict[str, EvalProtocol] = {name: _from_data(p) for name, p in DATA_PROTOCOLS.items()}
+EVAL_PROTOCOLS: dict[str, EvalProtocol] = {name: _from_data(p) for name, p in DATA_PROTOCOLS.items()}
 
 
 def get_protocol(name: str) -> EvalProtocol:
@@ -94,6 +94,6 @@ def get_protocol(name: str) -> EvalProtocol:
         InputError: unknown name, listing the known ones.
     """
     try:
-        return PROTOCOLS[name]
+        return EVAL_PROTOCOLS[name]
     except KeyError:
-        raise InputError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None
+        raise InputError(f"unknown protocol {name!r}; known: {', '.join(EVAL_PROTOCOLS)}") from None

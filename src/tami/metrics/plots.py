@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..atomic import atomic_path
-from .report import EvaluationReport
+from .results import EvaluationReport
 
 
 def plotting_available() -> bool:

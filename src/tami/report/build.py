@@ -26,7 +26,7 @@ from ..evaluation.evaluator import Evaluator
 from ..metrics.frames import quantize
 from ..metrics.plots import plot_report, plotting_available
 from ..metrics.registry import Metric
-from ..metrics.report import EvaluationReport, MethodScores, VideoScores, write_report
+from ..metrics.results import EvaluationReport, MethodScores, VideoScores, write_report
 from ..metrics.temporal import brightness_changes_u8
 from ..timeslice import FrameInput, FrameSource, align_frames, open_sources
 from .frames import ReportLimits, bytes_label, choose_steps, export_frames, page_size

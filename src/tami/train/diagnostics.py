@@ -43,7 +43,7 @@ from ..adapter.memory import KVMemory
 from ..adapter.model import TAMI, StreamState
 from ..errors import InputError
 from .distributed import DistInfo, all_reduce_sum
-from .validate import center_crop
+from .validation import center_crop
 
 #: Shift added to the retrieved illumination prior for ``diag/prior_sensitivity``.
 PRIOR_SHIFT = 0.1

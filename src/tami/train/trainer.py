@@ -39,7 +39,7 @@ from ..errors import CheckpointError, InputError, TamiError, UsageError
 from . import checkpoint as ckpt
 from . import diagnostics
 from .config import PATH_KEYS, TrainConfig, dump_yaml, higher_is_better, to_dict
-from .data import BatchStream, build_dataset, build_sampler, prepare_root, to_device
+from .loader import BatchStream, build_dataset, build_sampler, prepare_root, to_device
 from .distributed import (
     DistInfo,
     all_gather_object,
@@ -55,7 +55,7 @@ from .ema import EMA
 from .logs import LOG_FILE, RunLog, TrainProgress, truncate_log
 from .schedule import build_scheduler, retarget
 from .stages import Stage, build_stage, describe
-from .validate import metric_functions, validate
+from .validation import metric_functions, validate
 
 logger = logging.getLogger(__name__)
 
