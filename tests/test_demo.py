@@ -142,3 +142,16 @@ def test_demo_interrupted_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(KeyboardInterrupt):
         run_demo(tmp_path / "demo", frames=2, size=(32, 32), options=EnhanceOptions(device="cpu"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_table_uses_the_metric_registry_labels_and_precision() -> None:
+    from tami.demo import metrics_table
+
+    table = metrics_table({"input": {"psnr": 10.123456, "ssim": 0.5, "ewarp": 0.0123, "mabd": 0.00045},
+                           "tami": {"ewarp": float("inf")}})
+    assert table.splitlines() == [
+        "| method | PSNR | SSIM | E_warp×10³ | MABD×10³ |",
+        "|---|---:|---:|---:|---:|",
+        "| input | 10.123 | 0.500 | 12.300 | 0.4500 |",
+        "| tami | - | - | inf | - |",
+    ]

@@ -27,7 +27,8 @@ from .enhance import EnhanceOptions, Enhancer
 from .errors import InputError
 from .frames import to_uint8
 from .wording import count
-from .metrics import FlowCache, ewarp, mabd, psnr, ssim
+from .metrics import METRICS, FlowCache, ewarp, mabd, psnr, ssim
+from .metrics.results import format_score, render_markdown
 from .report import build_report
 from .timeslice import SliceLine, save_time_slices, time_slices
 
@@ -87,16 +88,11 @@ def score(pred: np.ndarray, gt: np.ndarray | None, *, inp: np.ndarray | None = N
 
 
 def metrics_table(rows: dict[str, dict[str, float]]) -> str:
-    """Markdown table of metric rows (E_warp and MABD shown x10^3, as in the paper)."""
-    columns = [c for c in ("psnr", "ssim", "ewarp", "mabd") if any(c in r for r in rows.values())]
-    heads = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ewarp": "E_warp (x1e-3)", "mabd": "MABD (x1e-3)"}
-    scale = {"ewarp": 1e3, "mabd": 1e3}
-    lines = ["| method | " + " | ".join(heads[c] for c in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
-    for name, row in rows.items():
-        cells = [f"{row[c] * scale.get(c, 1.0):.4f}" if c in row else "-" for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """Markdown table of metric rows, headed, scaled and rounded as every tami table (:mod:`tami.metrics.results`)."""
+    infos = [METRICS.get(c).info for c in ("psnr", "ssim", "ewarp", "mabd") if any(c in r for r in rows.values())]
+    body = [[name, *(format_score(row[i.name], i) if i.name in row else "-" for i in infos)]
+            for name, row in rows.items()]
+    return render_markdown(["method", *(i.table_label for i in infos)], body)
 
 
 def _label(frame: np.ndarray, text: str) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_path
-from .registry import Metric
+from .registry import Metric, MetricInfo
 
 
 @dataclass
@@ -108,12 +108,17 @@ def _displayed(value: float, metric: Metric) -> float:
     return round(value * metric.info.table_scale, metric.info.table_digits) if math.isfinite(value) else value
 
 
-def _fmt(value: float, metric: Metric) -> str:
+def format_score(value: float, info: MetricInfo) -> str:
+    """``value`` of the metric ``info`` as every tami table shows it (scaled, fixed decimals, n/a and inf spelled)."""
     if math.isnan(value):
         return "n/a"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    return f"{value * metric.info.table_scale:.{metric.info.table_digits}f}"
+    return f"{value * info.table_scale:.{info.table_digits}f}"
+
+
+def _fmt(value: float, metric: Metric) -> str:
+    return format_score(value, metric.info)
 
 
 def _fmt_rank(r: float) -> str:
