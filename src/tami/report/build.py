@@ -28,7 +28,7 @@ from ..metrics.plots import plot_report, plotting_available
 from ..metrics.registry import Metric
 from ..metrics.results import EvaluationReport, MethodScores, VideoScores, write_report
 from ..metrics.temporal import brightness_changes_u8
-from ..timeslice import FrameInput, FrameSource, align_frames, open_sources
+from ..data.sources import FrameInput, FrameSource, align_frames, open_sources
 from .frames import ReportLimits, bytes_label, choose_steps, export_frames, page_size
 from .page import metrics_html, render_page
 

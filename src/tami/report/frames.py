@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..frames import to_uint8
-from ..timeslice import FrameSource
+from ..data.sources import FrameSource
 
 logger = logging.getLogger(__name__)
 
