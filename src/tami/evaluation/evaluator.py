@@ -25,9 +25,9 @@ from ..frames import to_uint8
 from ..metrics.flow import FlowCache
 from ..metrics.reference import Reference
 from ..metrics.registry import Metric
-from ..metrics.results import EvaluationReport, MethodScores, VideoScores
+from ..metrics.results import EvaluationReport, MethodScores
+from ..metrics.scoring import score_video
 from .protocols import describe_span, get_protocol
-from ..metrics.temporal import brightness_changes_u8
 
 logger = logging.getLogger(__name__)
 
@@ -228,10 +228,7 @@ class Evaluator:
             who = f"method {method!r}"
             frames = _read(paths[video], plan.methods[method], bgr_npy=self.bgr_npy, strict=self.strict)
             pred = self._checked(video, who, frames, gt)
-            values = {m.info.name: m.values(pred, ref) for m in self.metrics}
-            scores = {m.info.name: m.score(values[m.info.name]) for m in self.metrics}
-            curve = brightness_changes_u8(pred) if temporal else None
-            self.results[method].videos[video] = VideoScores(video, list(plan.gt_names), values, scores, curve)
+            self.results[method].videos[video] = score_video(pred, ref, self.metrics, plan.gt_names)
 
     @staticmethod
     def _checked(video: str, who: str, frames: np.ndarray, gt: np.ndarray) -> np.ndarray:

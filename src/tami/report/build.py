@@ -18,17 +18,17 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_path
+from ..data.sources import FrameInput, FrameSource, align_frames, open_sources
 from ..data.video import open_video
 from ..errors import InputError
-from ..wording import count
-from ..metrics import DEFAULT_METRICS, Reference, create_metric
 from ..evaluation.evaluator import Evaluator
+from ..metrics import DEFAULT_METRICS, Reference, create_metric
 from ..metrics.frames import quantize
 from ..metrics.plots import plot_report, plotting_available
 from ..metrics.registry import Metric
-from ..metrics.results import EvaluationReport, MethodScores, VideoScores, write_report
-from ..metrics.temporal import brightness_changes_u8
-from ..data.sources import FrameInput, FrameSource, align_frames, open_sources
+from ..metrics.results import EvaluationReport, MethodScores, write_report
+from ..metrics.scoring import score_video
+from ..wording import count
 from .frames import ReportLimits, bytes_label, choose_steps, export_frames, page_size
 from .page import metrics_html, render_page
 
@@ -64,11 +64,8 @@ def _in_memory_scores(methods: Mapping[str, FrameSource], gt: FrameSource, metri
         if pred.shape != gt_u8.shape:
             raise InputError(f"method {name!r} has {pred.shape[0]} frames of {pred.shape[2]}x{pred.shape[1]}, GT has "
                              f"{gt_u8.shape[0]} of {gt_u8.shape[2]}x{gt_u8.shape[1]}; they must match for metrics")
-        values = {m.info.name: m.values(pred, ref) for m in metrics}
-        scores = {m.info.name: m.score(values[m.info.name]) for m in metrics}
-        curve = brightness_changes_u8(pred) if temporal else None
         frames = [f"{i:06d}" for i in range(pred.shape[0])]
-        results.append(MethodScores(name, "(in memory)", {video: VideoScores(video, frames, values, scores, curve)}))
+        results.append(MethodScores(name, "(in memory)", {video: score_video(pred, ref, metrics, frames)}))
     brightness = {video: ref.brightness_changes()} if temporal else {}
     return EvaluationReport(metrics, results, "(in memory)", None, brightness)
 
