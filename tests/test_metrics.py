@@ -289,3 +289,14 @@ def test_flow_sources_and_input_requirement() -> None:
     ref = Reference(quantize(gt))
     with pytest.raises(InputError, match="--input DIR"):
         create_metric("ewarp", source="input").values(quantize(pred), ref)
+
+
+def test_frames_in_the_readers_layout_are_scored_without_a_transpose():
+    from tami.metrics.frames import quantize, quantize_frames
+
+    video = np.random.default_rng(3).random((2, 5, 7, 3), dtype=np.float32)
+    assert np.array_equal(quantize_frames(video, name="pred"), quantize(video.transpose(0, 3, 1, 2)))
+    with pytest.raises(InputError, match=r"pred must be \(T, H, W, 3\) RGB frames, got shape \(2, 3, 5, 7\)"):
+        quantize_frames(video.transpose(0, 3, 1, 2), name="pred")
+    with pytest.raises(InputError, match="pred is empty: 0 frames of 7x5 pixels"):
+        quantize_frames(video[:0], name="pred")

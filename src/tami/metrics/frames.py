@@ -52,9 +52,27 @@ def quantize(x: ArrayLike, *, name: str = "input", video: bool = True) -> np.nda
         if a.ndim == 4 and a.shape[-1] == 3:
             hint = "; channels-last input: pass x.permute(0, 3, 1, 2) (torch) or x.transpose(0, 3, 1, 2) (numpy)"
         raise InputError(f"{name} must be {layout} RGB, got shape {tuple(a.shape)}{hint}")
-    if a.shape[0] == 0 or a.shape[2] == 0 or a.shape[3] == 0:
-        raise InputError(f"{name} is empty: shape {tuple(a.shape)}")
-    a = a.transpose(0, 2, 3, 1)
+    return _quantize_channels_last(a.transpose(0, 2, 3, 1), name)
+
+
+def quantize_frames(frames: np.ndarray, *, name: str = "input") -> np.ndarray:
+    """Quantise a ``(T, H, W, 3)`` video in the readers' layout (float in ``[0, 1]`` or uint8) to 8 bits.
+
+    The metrics work channels last: frames read from files (:mod:`tami.data.video`) are scored as they come, with no
+    transpose to ``(T, 3, H, W)`` and back (that entry, :func:`quantize`, is for tensors).
+
+    Raises:
+        InputError: not ``(T, H, W, 3)``, NaN/inf values, or floats that look like 0-255 data.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise InputError(f"{name} must be (T, H, W, 3) RGB frames, got shape {tuple(frames.shape)}")
+    return _quantize_channels_last(frames, name)
+
+
+def _quantize_channels_last(a: np.ndarray, name: str) -> np.ndarray:
+    if a.shape[0] == 0 or a.shape[1] == 0 or a.shape[2] == 0:
+        raise InputError(f"{name} is empty: {a.shape[0]} frames of {a.shape[2]}x{a.shape[1]} pixels")
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if not np.issubdtype(a.dtype, np.floating):

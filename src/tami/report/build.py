@@ -23,7 +23,7 @@ from ..data.video import open_video
 from ..errors import InputError
 from ..evaluation.evaluator import Evaluator
 from ..metrics import DEFAULT_METRICS, Reference, create_metric
-from ..metrics.frames import quantize
+from ..metrics.frames import quantize_frames
 from ..metrics.plots import plot_report, plotting_available
 from ..metrics.registry import Metric
 from ..metrics.results import EvaluationReport, MethodScores, write_report
@@ -55,12 +55,12 @@ def _check_target(out: Path) -> None:
 def _in_memory_scores(methods: Mapping[str, FrameSource], gt: FrameSource, metrics: list[Metric],
                       video: str) -> EvaluationReport:
     """Score in-memory methods against an in-memory GT (frames aligned by position, all frames)."""
-    gt_u8 = quantize(np.stack(list(gt)).transpose(0, 3, 1, 2), name="GT")
+    gt_u8 = quantize_frames(np.stack(list(gt)), name="GT")
     ref = Reference(gt_u8, name=video)
     temporal = any(m.info.temporal for m in metrics)
     results = []
     for name, source in methods.items():
-        pred = quantize(np.stack(list(source)).transpose(0, 3, 1, 2), name=name)
+        pred = quantize_frames(np.stack(list(source)), name=name)
         if pred.shape != gt_u8.shape:
             raise InputError(f"method {name!r} has {pred.shape[0]} frames of {pred.shape[2]}x{pred.shape[1]}, GT has "
                              f"{gt_u8.shape[0]} of {gt_u8.shape[2]}x{gt_u8.shape[1]}; they must match for metrics")
