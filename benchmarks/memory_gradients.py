@@ -17,8 +17,8 @@ import torch
 
 from tami.adapter import TAMI
 from tami.adapter import memory as memory_module
+from tami.bundled import load_enhancement_model
 from tami.data.synthetic import builtin_images, synthesize
-from tami.enhance import load_enhancement_model
 from tami.losses import build_loss
 from tami.train.diagnostics import MEMORY_MODULES
 
@@ -66,7 +66,7 @@ def main() -> None:
         spreads.clear()
         memory_module.topm_readout = spy if measure else readout
         try:
-            out, aux = model.forward_clip(lq, gt, teacher_forcing=1.0)
+            out, aux = model.forward_clip(lq, gt, teacher_forcing=1.0, loss_terms=True)
         finally:
             memory_module.topm_readout = readout
         if measure:
