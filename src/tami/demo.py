@@ -27,8 +27,10 @@ from .enhance import EnhanceOptions, Enhancer
 from .errors import InputError
 from .frames import to_uint8
 from .wording import count
-from .metrics import METRICS, FlowCache, ewarp, mabd, psnr, ssim
+from .metrics import METRICS, FlowCache, Reference, create_metric
+from .metrics.frames import quantize_frames
 from .metrics.results import format_score, render_markdown
+from .metrics.scoring import score_video
 from .report import build_report
 from .timeslice import SliceLine, save_time_slices, time_slices
 
@@ -67,24 +69,26 @@ def enhance_frames(enhancer: Enhancer, frames: Sequence[np.ndarray],
     return np.stack(out)
 
 
-def _chw(video: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(video.transpose(0, 3, 1, 2))
-
-
 def score(pred: np.ndarray, gt: np.ndarray | None, *, inp: np.ndarray | None = None,
           cache: FlowCache | None = None) -> dict[str, float]:
-    """The protocol metrics of one ``(T, H, W, 3)`` video.
+    """The protocol metrics of one ``(T, H, W, 3)`` video, scored in the readers' layout through the registry.
 
     With ``gt``: PSNR, SSIM, E_warp (flow on GT) and MABD. Without (a user's video): E_warp with the flow
     estimated on the input ``inp``, the only one of them that needs no reference.
     """
-    p = _chw(pred)
+    p = quantize_frames(pred, name="pred")
     if gt is None:
         if inp is None:
             raise InputError("score needs gt, or inp for the reference-free E_warp")
-        return {"ewarp": ewarp(p, _chw(inp), source="input", inp=_chw(inp), cache=cache)}
-    g = _chw(gt)
-    return {"psnr": psnr(p, g), "ssim": ssim(p, g), "ewarp": ewarp(p, g, cache=cache), "mabd": mabd(p, g)}
+        i = quantize_frames(inp, name="inp")
+        ref, metrics = Reference(i, inp=i, cache=cache), [create_metric("ewarp", source="input")]
+    else:
+        ref = Reference(quantize_frames(gt, name="gt"), cache=cache)
+        metrics = [create_metric(name) for name in ("psnr", "ssim", "ewarp", "mabd")]
+    if p.shape != ref.gt.shape:
+        raise InputError(f"pred has {p.shape[0]} frames of {p.shape[2]}x{p.shape[1]}, the reference "
+                         f"{ref.gt.shape[0]} of {ref.gt.shape[2]}x{ref.gt.shape[1]}; they must match")
+    return score_video(p, ref, metrics, [str(t) for t in range(len(p))]).scores
 
 
 def metrics_table(rows: dict[str, dict[str, float]]) -> str:
