@@ -65,7 +65,6 @@ import torch
 
 from tami.adapter import TAMI
 from tami.adapter.io import load_model
-from tami.backbones import crop_to, pad_to_multiple
 from tami.data.synthetic import load_sources, srgb_to_linear, synthesize
 from tami.metrics import FlowCache, ewarp, jitter, mabd, psnr, ssim
 
@@ -140,10 +139,7 @@ def run_arm(model: TAMI, lq: np.ndarray, arm: str, *, gt0: np.ndarray | None = N
     """Enhance one clip ``(T, H, W, 3)`` under ``arm``: backbone, tami, stateless, control or foreign."""
     outs = []
     if arm == "backbone":
-        for frame in lq:
-            padded, size = pad_to_multiple(_tensor(frame), model.backbone.multiple_of)
-            outs.append(_array(crop_to(model.backbone(padded), size)))
-        return np.stack(outs)
+        return np.stack([_array(model.backbone(_tensor(frame))) for frame in lq])  # pads and crops itself
     state = model.init_state(1)
     if arm == "foreign":
         for frame in prime:
