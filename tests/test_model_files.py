@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from toy_backbone import one_thread  # noqa: F401  (one torch thread for the module: tiny tensors gain nothing from more)
 import torch
 
 from tami import backbones
@@ -18,12 +19,6 @@ from tami.train import checkpoint as ckpt
 ADAPTER = dict(key_dim=8, value_dim=8, hidden_dim=8, illu_dim=8, igfe_blocks=1, igfe_dim=16, heads=2, igfe_pool=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model(seed: int) -> TAMI:

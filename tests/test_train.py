@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from toy_backbone import one_thread  # noqa: F401  (one torch thread for the module: tiny tensors gain nothing from more)
 import torch
 
 from tami import backbones
@@ -27,13 +28,6 @@ SMALL = {"n_feat": 8, "num_blocks": [1, 1, 1]}
 ADAPTER = {"memory_frames": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from threads, and spinning OpenMP threads crawl on a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

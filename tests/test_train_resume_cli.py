@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
+from toy_backbone import one_thread  # noqa: F401  (one torch thread for the module: tiny tensors gain nothing from more)
 import yaml
 
 from tami.cli.main import main
@@ -25,12 +25,6 @@ RECIPE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def recipe(folder: Path, **changes: object) -> Path:
