@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from toy_backbone import one_thread  # noqa: F401  (one torch thread for the module: tiny tensors gain nothing from more)
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -32,14 +33,6 @@ _ADAPTER = dict(key_dim=8, value_dim=8, hidden_dim=8, illu_dim=8, igfe_blocks=1,
 # With random weights the earlier frames change a frame by about 1e-4: far above float noise (1e-7), below this.
 _MEMORY_EFFECT = 2e-5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: one thread is faster and immune to a busy machine's thread contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tiny_model(seed: int = 0, **backbone: object) -> TAMI:

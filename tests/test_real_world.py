@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from toy_backbone import one_thread  # noqa: F401  (one torch thread for the module: tiny tensors gain nothing from more)
 import torch
 from damaged_media import corrupt_packet, cut_tail, noisy_clip
 from silent_audio import write_silent_aac
@@ -26,13 +27,6 @@ from tami.tiling import TileBlender, tile_grid
 
 av = pytest.importorskip("av")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tiny_model() -> TAMI:
