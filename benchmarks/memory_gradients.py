@@ -66,7 +66,8 @@ def main() -> None:
         spreads.clear()
         memory_module.topm_readout = spy if measure else readout
         try:
-            out, aux = model.forward_clip(lq, gt, teacher_forcing=1.0, loss_terms=True)
+            out, aux = model.forward_clip(lq, gt, teacher_mask=torch.ones(lq.shape[:2], dtype=torch.bool),
+                                          loss_terms=True)
         finally:
             memory_module.topm_readout = readout
         if measure:

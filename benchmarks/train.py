@@ -52,7 +52,7 @@ def measure(stage_name: str, args: argparse.Namespace, lq: torch.Tensor, gt: tor
     def step(i: int) -> None:
         stage.train_mode()
         with precision_context(config, device):
-            total, _ = stage.compute_loss(lq, gt, step=i, seed=0, teacher_forcing=0.5, detach_every=None)
+            total, _ = stage.compute_loss(lq, gt, step=i, seed=0, policy=config.train.recurrence())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

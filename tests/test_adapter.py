@@ -72,21 +72,20 @@ def test_forward_clip_equals_stepping_frame_by_frame(arch):
         assert not torch.equal(clip[:, 2], _backbone_only(model, lq[:, 2]))
 
 
-def test_teacher_forcing_draws_match_explicit_masks():
+def test_forward_clip_carries_out_a_teacher_mask_like_stepping():
     model = TAMI(ToyBackbone(), small_config())
     torch.nn.init.normal_(model.igfe.gamma, std=0.5)
     lq, gt = torch.rand(2, 4, 3, 32, 32), torch.rand(2, 4, 3, 32, 32)
+    mask = torch.tensor([[True, False, True, False], [False, False, True, True]])
     with torch.no_grad():
-        clip, aux = model.forward_clip(lq, gt, teacher_forcing=0.5, generator=torch.Generator().manual_seed(3))
-        draws = torch.Generator().manual_seed(3)
+        clip, aux = model.forward_clip(lq, gt, teacher_mask=mask)
         state = model.init_state(2)
         for t in range(4):
-            mask = torch.rand(2, generator=draws) < 0.5
-            out, state, step_aux = model.step(lq[:, t], state, gt[:, t], teacher_mask=mask)
+            out, state, step_aux = model.step(lq[:, t], state, gt[:, t], teacher_mask=mask[:, t])
             torch.testing.assert_close(out, clip[:, t], atol=1e-6, rtol=0)
-            assert torch.equal(step_aux.teacher, aux[t].teacher)
-        masks = torch.stack([f.teacher for f in aux])
-        assert masks.any() and not masks.all()
+        assert torch.equal(torch.stack([f.teacher for f in aux], 1), mask)
+        own, _ = model.forward_clip(lq)
+        assert not torch.equal(own[:, 3], clip[:, 3])  # the ground truth written earlier changes later frames
 
 
 def test_training_moves_adapter_only():
@@ -100,8 +99,8 @@ def test_training_moves_adapter_only():
     model.train()
     for _ in range(4):
         optimizer.zero_grad()
-        out, aux = model.forward_clip(lq, gt, teacher_forcing=0.5, generator=torch.Generator().manual_seed(1),
-                                     loss_terms=True)
+        out, aux = model.forward_clip(lq, gt, teacher_mask=torch.tensor([[True, False, True]] * 2),
+                                      loss_terms=True)
         loss, _ = loss_fn(out, gt, aux)
         loss.backward()
         optimizer.step()
@@ -206,8 +205,10 @@ def test_bad_inputs_raise_input_error():
     model = TAMI(ToyBackbone(), small_config())
     with pytest.raises(InputError, match="B, T, 3, H, W"):
         model.forward_clip(torch.rand(2, 3, 16, 16))
-    with pytest.raises(InputError, match="teacher_forcing"):
-        model.forward_clip(torch.rand(1, 2, 3, 16, 16), teacher_forcing=0.5)
+    with pytest.raises(InputError, match="needs gt"):
+        model.forward_clip(torch.rand(1, 2, 3, 16, 16), teacher_mask=torch.ones(1, 2, dtype=torch.bool))
+    with pytest.raises(InputError, match=r"shape \(B, T\) = \(1, 2\)"):
+        model.forward_clip(torch.rand(1, 2, 3, 16, 16), torch.rand(1, 2, 3, 16, 16), teacher_mask=torch.ones(2))
     with pytest.raises(InputError, match="made for 1 videos"):
         model.step(torch.rand(2, 3, 16, 16), model.init_state(1))
     state = model.init_state(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
@@ -43,6 +45,44 @@ def test_retrieval_gradients_float64(top_m):
     k = torch.randn(2, 8, 3, generator=g, dtype=torch.float64, requires_grad=True)
     v = torch.randn(2, 8, 4, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b, c: topm_readout(a, b, c, top_m, chunk=2), (q, k, v))
+
+
+def test_small_keys_read_uniformly_by_distance_but_selectively_by_cosine():
+    # Two stored tokens with tiny keys, one pointing like the query: the reference's distance rule gives logits
+    # (2 k.q - |k|^2) / sqrt(2) = (0.0199, -0.0001) / sqrt(2), nearly equal; the cosine rule gives (s, 0).
+    q = torch.tensor([[[1.0, 0.0]]], dtype=torch.float64)
+    k = torch.tensor([[[0.01, 0.0], [0.0, 0.01]]], dtype=torch.float64)
+    v = torch.tensor([[[1.0], [0.0]]], dtype=torch.float64)
+    by_distance = topm_readout(q, k, v, None)
+    assert float(by_distance) == pytest.approx(1 / (1 + math.exp(-0.02 / math.sqrt(2))), abs=1e-12)
+    by_cosine = topm_readout(q, k, v, None, scale=torch.tensor(10.0, dtype=torch.float64))
+    assert float(by_cosine) == pytest.approx(1 / (1 + math.exp(-10.0)), abs=1e-12)
+    picked = topm_readout(q, k, v, 1, scale=torch.tensor(10.0, dtype=torch.float64))
+    assert float(picked) == 1.0
+
+
+def test_cosine_retrieval_gradients_reach_the_scale_float64():
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 8, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(2, 8, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c, d: topm_readout(a, b, c, None, chunk=2, scale=d), (q, k, v, s))
+
+
+def test_cosine_retrieval_learns_its_scale_and_only_it_adds_state():
+    plain = TAMI(ToyBackbone(), small_config())
+    assert not any("retrieval" in name for name in plain.state_dict())
+    model = TAMI(ToyBackbone(), small_config(retrieval="cosine", retrieval_scale=5.0))
+    assert torch.allclose(model.icmem.retrieval_log_scale, torch.full((2,), math.log(5.0)))
+    torch.nn.init.normal_(model.igfe.gamma, std=0.5)
+    out, _ = model.forward_clip(torch.rand(1, 3, 3, 32, 32))
+    out.mean().backward()
+    assert model.icmem.retrieval_log_scale.grad.abs().min() > 0
+    with pytest.raises(InputError, match="retrieval must be one of distance, cosine"):
+        small_config(retrieval="dot")
+    with pytest.raises(InputError, match="retrieval_scale"):
+        small_config(retrieval="cosine", retrieval_scale=0.0)
 
 
 def test_ring_buffer_is_fifo_with_fixed_capacity():

@@ -71,7 +71,7 @@ def diagnose(data: dict[str, Path], stage: VideoStage, cfg) -> dict[str, float]:
     val = build_dataset(cfg.val.data, data["val"], seed=0, train=False)
     info = DistInfo(device=torch.device("cpu"))
     return memory_diagnostics(stage, val, info, crop=None, max_videos=None, autocast=contextlib.nullcontext,
-                              step=0, seed=0, teacher_forcing=cfg.train.teacher_forcing, detach_every=None,
+                              step=0, seed=0, policy=cfg.train.recurrence(),
                               grad_frames=cfg.data.clip_len, grad_crop=cfg.data.crop)
 
 

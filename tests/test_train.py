@@ -109,9 +109,10 @@ def test_video_stage_trains_only_the_adapter(tmp_path: Path, data: dict[str, Pat
     gt = torch.stack([clips[(v, 0)]["gt"] for v in range(4)])
     loss = build_loss(dict(config.loss))
     with torch.no_grad():
-        out, aux = fresh.eval().forward_clip(lq, gt, teacher_forcing=1.0, loss_terms=True)
+        teach = torch.ones(lq.shape[:2], dtype=torch.bool)
+        out, aux = fresh.eval().forward_clip(lq, gt, teacher_mask=teach, loss_terms=True)
         before = loss(out, gt, aux)[0]
-        out, aux = model.eval().forward_clip(lq, gt, teacher_forcing=1.0, loss_terms=True)
+        out, aux = model.eval().forward_clip(lq, gt, teacher_mask=teach, loss_terms=True)
         after = loss(out, gt, aux)[0]
     assert after < before
     # Exports: the adapter file loads back onto the same frozen backbone.

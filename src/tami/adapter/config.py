@@ -11,6 +11,12 @@ from typing import Any
 from ..errors import InputError
 
 
+#: Similarity rules of the memory match (``TAMIConfig.retrieval``).
+RETRIEVALS = ("distance", "cosine")
+#: Cap on the learned scale of the cosine match (a softmax this sharp already picks one entry).
+MAX_RETRIEVAL_SCALE = 100.0
+
+
 @dataclass(frozen=True)
 class TAMIConfig:
     """Hyper-parameters of the adapter (independent of the backbone's width ``C``).
@@ -28,6 +34,10 @@ class TAMIConfig:
             memory and a zero hidden state and nothing is written (the same-size no-memory control of
             ``benchmarks/memory.py``). pin_first: also keep the video's first frame (counted apart).
         top_m: memory entries kept per query in the softmax (``None``: full softmax).
+        retrieval: similarity of the memory match: ``"distance"`` (the reference: negative squared distance over
+            ``sqrt(D)``) or ``"cosine"`` (a deviation: cosine times a learned scale per stage, which keeps the read
+            selective when the keys are small; :mod:`tami.adapter.memory`).
+        retrieval_scale: initial scale of the ``"cosine"`` similarity (learned, capped at 100).
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
         query_chunk: queries per retrieval/attention chunk (bounds temporary memory).
@@ -49,6 +59,8 @@ class TAMIConfig:
     memory_frames: int = 4
     pin_first: bool = False
     top_m: int | None = 16
+    retrieval: str = "distance"
+    retrieval_scale: float = 10.0
     memory_scale: float = 1.0
     memory_max_tokens: int | None = 4096
     query_chunk: int = 1024
@@ -70,6 +82,11 @@ class TAMIConfig:
             raise InputError(
                 f"TAMIConfig.igfe_dim must be a multiple of 2 * heads = {2 * self.heads}, got {self.igfe_dim}"
             )
+        if self.retrieval not in RETRIEVALS:
+            raise InputError(f"TAMIConfig.retrieval must be one of {', '.join(RETRIEVALS)}, got {self.retrieval!r}")
+        if not 0 < self.retrieval_scale <= MAX_RETRIEVAL_SCALE:
+            raise InputError(f"TAMIConfig.retrieval_scale must be in (0, {MAX_RETRIEVAL_SCALE:g}], "
+                             f"got {self.retrieval_scale}")
         if not 0 < self.memory_scale <= 1:
             raise InputError(f"TAMIConfig.memory_scale must be in (0, 1], got {self.memory_scale}")
 

@@ -13,9 +13,13 @@ Modules (paper name -> class; TAMI-reference section 1.2), with ``C`` = the back
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .config import MAX_RETRIEVAL_SCALE
 
 
 def _orthogonal(module: nn.Module) -> nn.Module:
@@ -179,16 +183,29 @@ class IlluminationRefiner(nn.Module):
 class ICMem(nn.Module):
     """The memory-side modules of TAMI for injection width ``channels``.
 
+    ``retrieval_scale`` (given for the ``"cosine"`` match, :mod:`tami.adapter.memory`) adds the learned log-scales
+    of the two retrieval stages, ``retrieval_log_scale`` ``(2,)``; without it the state has no such entry.
+
     Attributes:
         lq_encoder (LEnc), hq_encoder (HEnc), key_projector (LPrj), value_projector (HPrj),
         illu_encoder (IEnc), illu_refiner (IR).
     """
 
-    def __init__(self, channels: int, key_dim: int, value_dim: int, hidden_dim: int, illu_dim: int) -> None:
+    def __init__(self, channels: int, key_dim: int, value_dim: int, hidden_dim: int, illu_dim: int,
+                 retrieval_scale: float | None = None) -> None:
         super().__init__()
+        self.retrieval_log_scale = (None if retrieval_scale is None
+                                    else nn.Parameter(torch.full((2,), math.log(retrieval_scale))))
         self.lq_encoder = Projector(channels)
         self.hq_encoder = Projector(channels)
         self.key_projector = KeyProjector(channels, key_dim)
         self.value_projector = ValueProjector(channels, value_dim, hidden_dim)
         self.illu_encoder = IlluminationEncoder(illu_dim)
         self.illu_refiner = IlluminationRefiner(channels, illu_dim, hidden_dim)
+
+    def retrieval_scales(self) -> tuple[Tensor, Tensor] | None:
+        """The two retrieval stages' cosine scales (capped), or None for the reference's distance match."""
+        if self.retrieval_log_scale is None:
+            return None
+        scales = self.retrieval_log_scale.exp().clamp(max=MAX_RETRIEVAL_SCALE)
+        return scales[0], scales[1]

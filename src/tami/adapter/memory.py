@@ -9,7 +9,10 @@ the video in a permanent slot, counted apart). Each stored frame contributes one
 
 Retrieval is the two-stage match & readout of the paper, with one rule in training and inference
 (:func:`topm_readout`): the similarity of query ``q`` and memory key ``m`` is ``(2 m.q - |m|^2) / sqrt(D)``
-(the negative squared distance up to a per-query constant); for each query the ``top_m`` largest similarities are
+(the negative squared distance up to a per-query constant; the reference), or, given a ``scale``,
+``scale * cos(q, m)`` (a deviation, ``TAMIConfig.retrieval = "cosine"``: small keys make the reference's logits
+nearly equal, so every read is a uniform average; unit keys with a learned scale keep the read selective);
+for each query the ``top_m`` largest similarities are
 kept and soft-maxed, the others get zero weight (``top_m`` at least the number of entries = full softmax).
 Queries are processed in chunks, so the similarity matrix never exceeds ``B x chunk x entries`` elements.
 
@@ -21,16 +24,19 @@ gradients flow through the memory into earlier frames until :meth:`KVMemory.deta
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InputError
 
 
-def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None, chunk: int = 1024) -> Tensor:
+def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None, chunk: int = 1024,
+                 scale: Tensor | None = None) -> Tensor:
     """Soft-max readout over the ``top_m`` most similar memory entries of every query.
 
-    ``S[p, n] = (2 k_n . q_p - |k_n|^2) / sqrt(D)``; ``A[p] = softmax`` over the ``top_m`` largest ``S[p, :]``
-    (zero weight elsewhere); ``out[p] = sum_n A[p, n] values[n]``.
+    ``S[p, n] = (2 k_n . q_p - |k_n|^2) / sqrt(D)`` (or ``scale * cos(q_p, k_n)`` when ``scale`` is given);
+    ``A[p] = softmax`` over the ``top_m`` largest ``S[p, :]`` (zero weight elsewhere);
+    ``out[p] = sum_n A[p, n] values[n]``.
 
     Args:
         query: ``(B, Nq, D)`` float.
@@ -38,13 +44,18 @@ def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None,
         values: ``(B, M, Dv)`` memory values.
         top_m: entries kept per query; ``None`` or ``>= M`` = full softmax.
         chunk: queries processed at once (bounds the ``(B, chunk, M)`` similarity block).
+        scale: scalar tensor; when given, the similarity is the scaled cosine.
 
     Returns:
         ``(B, Nq, Dv)`` readout.
     """
     batch, entries, dim = keys.shape
-    scale = dim**-0.5
-    neg_sq = keys.pow(2).sum(-1).unsqueeze(1).mul(-scale)  # (B, 1, M)
+    if scale is None:
+        alpha = 2.0 * dim**-0.5
+        bias = keys.pow(2).sum(-1).unsqueeze(1).mul(-(dim**-0.5))  # (B, 1, M)
+    else:
+        query, keys = F.normalize(query, dim=-1), F.normalize(keys, dim=-1)
+        alpha, bias = 1.0, keys.new_zeros(batch, 1, entries)
     keys_t = keys.transpose(1, 2)  # (B, D, M)
     full = top_m is None or top_m >= entries
     if not full:
@@ -53,7 +64,9 @@ def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None,
     out = []
     for start in range(0, query.shape[1], max(1, chunk)):
         q = query[:, start : start + chunk]
-        sim = torch.baddbmm(neg_sq, q, keys_t, alpha=2.0 * scale)  # (B, qc, M)
+        sim = torch.baddbmm(bias, q, keys_t, alpha=alpha)  # (B, qc, M)
+        if scale is not None:
+            sim = sim * scale
         if full:
             out.append(torch.bmm(sim.softmax(-1), values))
             continue
@@ -138,11 +151,13 @@ class KVMemory:
         self.keys, self.values, self.illu = stored
         self.written += 1
 
-    def read(self, query: Tensor, top_m: int | None, chunk: int) -> tuple[Tensor, Tensor]:
+    def read(self, query: Tensor, top_m: int | None, chunk: int,
+             scales: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """Two-stage match & readout for ``query`` ``(B, key_dim, h, w)`` (same grid as the stored frames).
 
         Stage 1 reads values with the query against the keys (``F_hp``); stage 2 reads illumination with
-        ``F_hp`` against the values (``I_ip``). Call only on a non-empty memory (the caller uses a zero prior).
+        ``F_hp`` against the values (``I_ip``). ``scales``: the two stages' cosine scales (None: the reference's
+        distance rule). Call only on a non-empty memory (the caller uses a zero prior).
 
         Returns:
             ``F_hp`` ``(B, value_dim, h, w)`` and ``I_ip`` ``(B, 1, h, w)`` in [0, 1].
@@ -153,8 +168,9 @@ class KVMemory:
         used = len(self)
         keys, values, illu = (t[:, :used].reshape(batch, -1, t.shape[-1]) for t in (self.keys, self.values, self.illu))
         q = query.flatten(2).transpose(1, 2)
-        f_hp = topm_readout(q, keys, values, top_m, chunk)
-        i_ip = topm_readout(f_hp, values, illu, top_m, chunk)
+        first, second = (None, None) if scales is None else scales
+        f_hp = topm_readout(q, keys, values, top_m, chunk, first)
+        i_ip = topm_readout(f_hp, values, illu, top_m, chunk, second)
         return f_hp.transpose(1, 2).reshape(batch, -1, h, w), i_ip.transpose(1, 2).reshape(batch, 1, h, w)
 
     def detach(self) -> None:

@@ -20,10 +20,10 @@ Per-frame auxiliary outputs are a :class:`tami.adapter.frame_aux.FrameAux`; the 
 (``lq_small``, ``illu_lq``, ``hq_small``, ``illu_hq``) are computed only when the caller passes ``loss_terms=True``,
 so the inference path does no training work.
 
-Teacher forcing and truncated back-propagation through time are training policy: the training configuration and
-:class:`tami.train.stages.VideoStage` decide the probability, seed the generator of the draws per step and choose
-the cut schedule. :meth:`TAMI.forward_clip` only carries them out (write from ``gt`` for the drawn samples, detach
-the state every ``n`` frames); inference (:meth:`TAMI.step` without ``gt``) never meets them.
+Teacher forcing and truncated back-propagation through time are training policy
+(:class:`tami.train.recurrence.RecurrencePolicy` draws which frames write the ground truth and picks the cut
+schedule); :meth:`TAMI.forward_clip` only carries them out (write from ``gt`` where the mask says so, detach the
+state every ``n`` frames); inference (:meth:`TAMI.step` without ``gt``) never meets them.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class TAMI(nn.Module):
         self.backbone = freeze(backbone)
         c = backbone.inject_channels
         cfg = self.config
-        self.icmem = ICMem(c, cfg.key_dim, cfg.value_dim, cfg.hidden_dim, cfg.illu_dim)
+        self.icmem = ICMem(c, cfg.key_dim, cfg.value_dim, cfg.hidden_dim, cfg.illu_dim,
+                           cfg.retrieval_scale if cfg.retrieval == "cosine" else None)
         self.igfe = IGFE(
             c,
             cfg.illu_dim,
@@ -168,19 +169,19 @@ class TAMI(nn.Module):
         lq: Tensor,
         gt: Tensor | None = None,
         *,
-        teacher_forcing: float = 0.0,
+        teacher_mask: Tensor | None = None,
         detach_every: int | None = None,
-        generator: torch.Generator | None = None,
         loss_terms: bool = False,
     ) -> tuple[Tensor, list[FrameAux]]:
         """Enhance clips frame by frame from an empty memory (the training entry).
 
         Args:
             lq: ``(B, T, 3, H, W)`` float in [0, 1].
-            gt: ``(B, T, 3, H, W)``; needed only when ``teacher_forcing > 0``.
-            teacher_forcing: probability, drawn per frame and sample, that the memory is written from ``gt``.
+            gt: ``(B, T, 3, H, W)``; needed only with a ``teacher_mask``.
+            teacher_mask: ``(B, T)`` bool, the frames whose memory value is written from ``gt`` (teacher forcing;
+                the training policy, :class:`tami.train.recurrence.RecurrencePolicy`, draws it). None: every
+                frame writes its output, as at inference.
             detach_every: cut gradients through the memory and hidden state after every ``n`` frames.
-            generator: CPU generator for the teacher-forcing draws (default: the global RNG).
             loss_terms: also compute the tensors only the TAMI losses read (the training stage asks).
 
         Returns:
@@ -190,17 +191,20 @@ class TAMI(nn.Module):
             raise InputError(f"forward_clip expects lq of shape (B, T, 3, H, W), got {tuple(lq.shape)}")
         if gt is not None and gt.shape != lq.shape:
             raise InputError(f"gt must have the shape of lq {tuple(lq.shape)}, got {tuple(gt.shape)}")
-        if teacher_forcing > 0 and gt is None:
-            raise InputError("teacher_forcing > 0 needs gt; pass gt or set teacher_forcing=0")
+        batch, frames = lq.shape[:2]
+        if teacher_mask is not None:
+            if gt is None:
+                raise InputError("a teacher_mask needs gt; pass gt or no teacher_mask")
+            if tuple(teacher_mask.shape) != (batch, frames):
+                raise InputError(f"teacher_mask must have shape (B, T) = {(batch, frames)}, "
+                                 f"got {tuple(teacher_mask.shape)}")
+            teacher_mask = teacher_mask.to(device=lq.device, dtype=torch.bool)
         if detach_every is not None and detach_every < 1:
             raise InputError(f"detach_every must be a positive number of frames or None, got {detach_every}")
-        batch, frames = lq.shape[:2]
         state = self.init_state(batch)
         outs, auxes = [], []
         for t in range(frames):
-            mask = None
-            if teacher_forcing > 0:
-                mask = (torch.rand(batch, generator=generator) < teacher_forcing).to(lq.device)
+            mask = None if teacher_mask is None else teacher_mask[:, t]
             out, state, aux = self._frame(lq[:, t], state, None if mask is None else gt[:, t], mask, True,
                                           loss_terms)
             outs.append(out)
@@ -242,7 +246,7 @@ class TAMI(nn.Module):
             write = False
         frames_in_memory = len(state.memory)
         if frames_in_memory:
-            _, prior = state.memory.read(key, cfg.top_m, cfg.query_chunk)
+            _, prior = state.memory.read(key, cfg.top_m, cfg.query_chunk, icmem.retrieval_scales())
         else:
             prior = f_ls.new_zeros(f_ls.shape[0], 1, *grid)
         hidden = state.hidden if state.hidden is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)

@@ -24,6 +24,7 @@ import yaml
 
 from ..errors import InputError, UsageError
 from ..metrics.registry import METRICS
+from .recurrence import RecurrencePolicy
 
 Stage = Literal["image", "video"]
 
@@ -154,7 +155,8 @@ class LoopConfig:
         batch_size: clips per step on each process (global batch = batch_size x processes).
         workers: data-loading worker processes (0 = load in the training process).
         teacher_forcing: probability that a frame's memory value is written from the ground truth instead of the
-            prediction (stage ``video``).
+            prediction (stage ``video``; frames after the first ``teacher_first``).
+        teacher_first: the first ``n`` frames of every clip always write the ground truth (stage ``video``).
         detach_every: truncated back-propagation through time: detach the memory every n frames; null = full clip.
         log_every: write the averaged loss terms every n steps.
         checkpoint_every: write ``checkpoints/last.pt`` every n steps (and always at the end); null = only at the end.
@@ -164,9 +166,14 @@ class LoopConfig:
     batch_size: int = 2
     workers: int = 0
     teacher_forcing: float = 0.5
+    teacher_first: int = 0
     detach_every: int | None = None
     log_every: int = 10
     checkpoint_every: int | None = 500
+
+    def recurrence(self) -> RecurrencePolicy:
+        """The teacher-forcing and truncation policy of these settings."""
+        return RecurrencePolicy(self.teacher_forcing, self.teacher_first, self.detach_every)
 
 
 @dataclass(frozen=True)
@@ -428,8 +435,7 @@ def check(config: TrainConfig) -> None:
             raise UsageError(f"{key} must be at least 1 or null, got {value}")
     if config.train.workers < 0:
         raise UsageError(f"train.workers must be >= 0, got {config.train.workers}")
-    if not 0.0 <= config.train.teacher_forcing <= 1.0:
-        raise UsageError(f"train.teacher_forcing is a probability in [0, 1], got {config.train.teacher_forcing}")
+    config.train.recurrence()  # raises UsageError on a bad teacher-forcing setting
     if config.optim.lr <= 0 or config.optim.min_lr < 0 or config.optim.min_lr > config.optim.lr:
         raise UsageError(
             f"need 0 <= optim.min_lr <= optim.lr and optim.lr > 0, got lr={config.optim.lr}, "

@@ -43,6 +43,7 @@ from ..adapter.memory import KVMemory
 from ..adapter.model import TAMI, StreamState
 from ..errors import InputError
 from .distributed import DistInfo, all_reduce_sum
+from .recurrence import RecurrencePolicy
 from .validation import center_crop
 
 #: Shift added to the retrieved illumination prior for ``diag/prior_sensitivity``.
@@ -59,8 +60,9 @@ class ShiftedMemory(KVMemory):
         super().__init__(frames, pin_first=pin_first)
         self.shift = shift
 
-    def read(self, query: Tensor, top_m: int | None, chunk: int) -> tuple[Tensor, Tensor]:
-        f_hp, i_ip = super().read(query, top_m, chunk)
+    def read(self, query: Tensor, top_m: int | None, chunk: int,
+             scales: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        f_hp, i_ip = super().read(query, top_m, chunk, scales)
         return f_hp, (i_ip + self.shift).clamp(0.0, 1.0)
 
 
@@ -110,8 +112,8 @@ def run_stream(model: TAMI, lq: Tensor, mode: str = "memory") -> tuple[Tensor, l
     return torch.stack(outs), auxes
 
 
-def gradient_norms(stage: Any, lq: Tensor, gt: Tensor, *, step: int, seed: int, teacher_forcing: float,
-                   detach_every: int | None) -> dict[str, dict[str, float]]:
+def gradient_norms(stage: Any, lq: Tensor, gt: Tensor, *, step: int, seed: int,
+                   policy: RecurrencePolicy) -> dict[str, dict[str, float]]:
     """Gradient norms on one batch ``(B, T, 3, H, W)``, per memory-side module and the IGFE.
 
     Returns ``{"training": {module: norm}, "reconstruction": {module: norm}}``: of the training loss and of its
@@ -129,8 +131,7 @@ def gradient_norms(stage: Any, lq: Tensor, gt: Tensor, *, step: int, seed: int, 
     out = {}
     try:
         with torch.enable_grad():
-            losses = stage.loss_parts(lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
-                                      detach_every=detach_every)
+            losses = stage.loss_parts(lq, gt, step=step, seed=seed, policy=policy)
             for kind, loss, last in zip(("training", "reconstruction"), losses, (False, True)):
                 grads = (torch.autograd.grad(loss, params, retain_graph=not last, allow_unused=True)
                          if loss.requires_grad else [None] * len(params))
@@ -161,8 +162,7 @@ def memory_diagnostics(
     autocast: Callable[[], Any],
     step: int,
     seed: int,
-    teacher_forcing: float,
-    detach_every: int | None,
+    policy: RecurrencePolicy,
     grad_frames: int | None,
     grad_crop: int | None,
 ) -> dict[str, float]:
@@ -220,8 +220,7 @@ def memory_diagnostics(
         lq = center_crop(sample["lq"][:grad_frames], grad_crop)[None].to(info.device)
         gt = center_crop(sample["gt"][:grad_frames], grad_crop)[None].to(info.device)
         with autocast():
-            norms = gradient_norms(stage, lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
-                                   detach_every=detach_every)
+            norms = gradient_norms(stage, lq, gt, step=step, seed=seed, policy=policy)
     total = all_reduce_sum(info, sums.to(info.device) if info.device.type == "cuda" else sums).cpu()
     out: dict[str, float] = {}
     if total[2] > 0:

@@ -3,8 +3,8 @@
 * ``image``: the backbone itself is trained on the frames of each clip as independent images (no TAMI terms);
   the export is a tami backbone file usable as the frozen backbone of a ``video`` run.
 * ``video``: the backbone is frozen (official checkpoint, tami backbone file, or a stage-``image`` run) and only the
-  TAMI adapter is trained on clips through ``TAMI.forward_clip`` with teacher forcing and optional truncated
-  back-propagation; the export is the adapter file and a single-file model (backbone + adapter).
+  TAMI adapter is trained on clips through ``TAMI.forward_clip``, with teacher forcing and truncated
+  back-propagation as :class:`tami.train.recurrence.RecurrencePolicy` decides; the export is the adapter file and a single-file model (backbone + adapter).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from torch import Tensor, nn
 from .. import backbones
 from ..backbones import Backbone
 from ..backbones.checkpoints import UnknownConfiguration
+from ..adapter.frame_aux import FrameAux
 from ..errors import CheckpointError, InputError
 from .config import ModelConfig, TrainConfig
+from .recurrence import RecurrencePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +167,8 @@ class ImageStage:
         return self.backbone(frames)
 
     def compute_loss(self, lq: Tensor, gt: Tensor, *, step: int, seed: int,
-                     teacher_forcing: float, detach_every: int | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Loss of a batch of clips ``(B, T, 3, H, W)`` treated as ``B*T`` images."""
+                     policy: RecurrencePolicy) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss of a batch of clips ``(B, T, 3, H, W)`` treated as ``B*T`` images (``policy`` does not apply)."""
         out = self._run(lq.flatten(0, 1))
         return self.loss(out.float(), gt.flatten(0, 1).float(), None)
 
@@ -254,32 +256,30 @@ class VideoStage:
         self.model.train()
 
     def compute_loss(self, lq: Tensor, gt: Tensor, *, step: int, seed: int,
-                     teacher_forcing: float, detach_every: int | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Loss of a batch of clips ``(B, T, 3, H, W)`` through ``forward_clip`` (teacher forcing, truncated BPTT).
+                     policy: RecurrencePolicy) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss of a batch of clips ``(B, T, 3, H, W)`` through ``forward_clip`` under ``policy`` (teacher
+        forcing, truncated BPTT).
 
         The teacher-forcing draws come from a generator seeded by ``(seed, step)`` (the trainer folds the process
         rank into ``seed``), so a resumed run draws exactly what an uninterrupted one would.
         """
-        out, aux = self._forward(lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
-                                 detach_every=detach_every)
+        out, aux = self._forward(lq, gt, step=step, seed=seed, policy=policy)
         return self.loss(out.float(), gt.float(), aux)
 
-    def loss_parts(self, lq: Tensor, gt: Tensor, *, step: int, seed: int, teacher_forcing: float,
-                   detach_every: int | None) -> tuple[Tensor, Tensor]:
+    def loss_parts(self, lq: Tensor, gt: Tensor, *, step: int, seed: int,
+                   policy: RecurrencePolicy) -> tuple[Tensor, Tensor]:
         """The training loss of :meth:`compute_loss` and its reconstruction part alone (the terms that compare
         the output with the ground truth, no TAMI terms), from one forward pass (for the diagnostics)."""
-        out, aux = self._forward(lq, gt, step=step, seed=seed, teacher_forcing=teacher_forcing,
-                                 detach_every=detach_every)
+        out, aux = self._forward(lq, gt, step=step, seed=seed, policy=policy)
         total, _ = self.loss(out.float(), gt.float(), aux)
         reconstruction, _ = self.loss(out.float(), gt.float(), None)
         return total, reconstruction
 
-    def _forward(self, lq: Tensor, gt: Tensor, *, step: int, seed: int, teacher_forcing: float,
-                 detach_every: int | None) -> tuple[Tensor, dict[str, Any]]:
+    def _forward(self, lq: Tensor, gt: Tensor, *, step: int, seed: int,
+                 policy: RecurrencePolicy) -> tuple[Tensor, list[FrameAux]]:
         generator = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + step)
-        return self.model.forward_clip(
-            lq, gt, teacher_forcing=teacher_forcing, detach_every=detach_every, generator=generator, loss_terms=True
-        )
+        mask = policy.teacher_mask(lq.shape[0], lq.shape[1], generator)
+        return self.model.forward_clip(lq, gt, teacher_mask=mask, detach_every=policy.detach_every, loss_terms=True)
 
     @torch.no_grad()
     def predict(self, lq: Tensor) -> Tensor:

@@ -269,8 +269,7 @@ class Trainer:
         with precision_context(c, self.device):
             total, terms = self.stage.compute_loss(
                 lq, gt, step=self.step, seed=c.seed + 104_729 * self.info.rank,
-                teacher_forcing=c.train.teacher_forcing,
-                detach_every=c.train.detach_every,
+                policy=c.train.recurrence(),
             )
         if not torch.isfinite(total.detach()).all():
             raise TamiError(
@@ -312,7 +311,7 @@ class Trainer:
                     scores.update(diagnostics.memory_diagnostics(
                         self.stage, self.val_set, self.info, crop=c.val.data.crop, max_videos=c.val.max_videos,
                         autocast=lambda: precision_context(c, self.device), step=self.step, seed=c.seed,
-                        teacher_forcing=c.train.teacher_forcing, detach_every=c.train.detach_every,
+                        policy=c.train.recurrence(),
                         grad_frames=c.data.clip_len, grad_crop=c.data.crop,
                     ))
                     scores["time/diag"] = time.perf_counter() - t1
