@@ -155,3 +155,47 @@ def test_demo_table_uses_the_metric_registry_labels_and_precision() -> None:
         "| input | 10.123 | 0.500 | 12.300 | 0.4500 |",
         "| tami | - | - | inf | - |",
     ]
+
+
+def _control_file(path: Path) -> Path:
+    """A no-memory control built from the bundled model's weights (memory_frames 0: it runs stateless)."""
+    from dataclasses import replace
+
+    from tami.adapter import TAMI
+    from tami.adapter.io import save_model
+
+    net = load_enhancement_model()
+    control = TAMI(net.backbone, replace(net.config, memory_frames=0))
+    control.load_state_dict(net.state_dict())
+    return save_model(control, path)
+
+
+def test_demo_runs_the_no_memory_control_beside_tami(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    control = _control_file(tmp_path / "control.safetensors")
+    result = run_demo(tmp_path / "demo", frames=4, size=(48, 48), control=control,
+                      options=EnhanceOptions(device="cpu"))
+    out = tmp_path / "demo"
+    assert set(result.metrics) == {"input", "backbone", "control", "tami"}
+    assert (out / "control.mp4").is_file() and "| control |" in (out / "metrics.md").read_text()
+    assert next(iter(open_video(out / "compare.mp4"))).shape == (48, 5 * 48, 3)  # input|backbone|control|TAMI|GT
+    # the control is the bundled adapter without memory: it scores like TAMI run stateless, not like TAMI
+    stateless = run_demo(tmp_path / "stateless", frames=4, size=(48, 48),
+                         options=EnhanceOptions(device="cpu", memory=0)).metrics["tami"]
+    assert result.metrics["control"]["psnr"] == pytest.approx(stateless["psnr"], abs=1e-6)
+
+    cli_out = tmp_path / "cli"
+    assert main(["demo", "-o", str(cli_out), "--frames", "3", "--size", "32", "32", "--device", "cpu",
+                 "--control", str(control)]) == 0
+    printed = capsys.readouterr().out
+    assert "TAMI vs no-memory control: E_warp" in printed and "TAMI vs backbone alone: E_warp" in printed
+
+
+def test_a_control_with_memory_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tami.adapter.io import save_model
+
+    memory_model = save_model(load_enhancement_model(), tmp_path / "with_memory.safetensors")
+    assert main(["-q", "demo", "-o", str(tmp_path / "demo"), "--frames", "2", "--size", "32", "32",
+                 "--device", "cpu", "--control", str(memory_model)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "memory_frames: 0" in lines[0], lines
+    assert not (tmp_path / "demo").exists()

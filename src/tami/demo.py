@@ -1,5 +1,9 @@
 """What ``tami demo`` does, as a library: a held-out synthetic clip (or the user's video), the bundled model with
-and without its adapter, and everything a newcomer needs to see the difference.
+and without its adapter, a no-memory control when one is given, and everything a newcomer needs to see the
+difference.
+
+The control is an adapter of the same size trained with the same recipe but without memory (``memory_frames``
+0): TAMI beating the backbone alone shows the adapter helps, TAMI beating the control shows its memory does.
 
 The synthetic clips use photographs that the bundled model never saw in training (``builtin:test``) and seeds
 outside the training recipe's, with the same degradation model (exposure, noise, flicker, colour cast).
@@ -22,9 +26,10 @@ import numpy as np
 from .atomic import atomic_path
 from .data.synthetic import builtin_images, synthesize_clip
 from .data.video import open_video, open_writer
-from .bundled import load_enhancement_model
+from .adapter import TAMI
+from .bundled import bundled_models, load_enhancement_model
 from .enhance import EnhanceOptions, Enhancer
-from .errors import InputError
+from .errors import InputError, UsageError
 from .frames import to_uint8
 from .wording import count
 from .metrics import METRICS, FlowCache, Reference, create_metric
@@ -39,6 +44,15 @@ logger = logging.getLogger(__name__)
 # The degradations of the demo recipe (configs/demo_*.yaml): held-out clips must look like the training data.
 DEMO_DEGRADATION: dict[str, Any] = {"preset": "v1", "exposure": (0.03, 0.3), "flicker": 0.1, "color_cast": 0.05}
 HELDOUT_SEED = 10_000  # training recipes use seeds below 1,000
+#: Runs of the demo (file stem) and their labels on the side-by-side panels, in panel order.
+PANEL_LABELS = {"backbone": "backbone", "control": "control", "tami": "TAMI"}
+#: The bundled no-memory control shipped with the bundled model, when the package has one.
+BUNDLED_CONTROL = "demo_control"
+
+
+def default_control(model: str | os.PathLike[str] | None) -> str | None:
+    """The control to run beside ``model``: the bundled control for the bundled model (None if not shipped)."""
+    return BUNDLED_CONTROL if model is None and BUNDLED_CONTROL in bundled_models() else None
 
 
 def heldout_clip(index: int, *, frames: int = 30, size: tuple[int, int] = (256, 256),
@@ -145,15 +159,27 @@ def load_input(video: str | os.PathLike[str] | None, *, frames: int, size: tuple
     return str(video), np.stack(clip), None, reader.info.fps or 25.0
 
 
-def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | None = None, *,
-             model: str | os.PathLike[str] | None = None, frames: int = 30, size: tuple[int, int] = (256, 256),
-             options: EnhanceOptions | None = None,
-             on_frame: Callable[[str, int, int], None] | None = None, strict: bool = False) -> DemoResult:
-    """Run the bundled model with and without its adapter on a demo clip and write everything to ``out_dir``.
+def load_control(control: str | os.PathLike[str]) -> TAMI:
+    """The no-memory control model (bundled name or model file); refuses a model that keeps a memory."""
+    net = load_enhancement_model(control)
+    if net.config.memory_frames != 0:
+        raise UsageError(
+            f"the control {control} keeps {net.config.memory_frames} frames of memory; the control is an adapter "
+            "trained without memory (adapter option memory_frames: 0)"
+        )
+    return net
 
-    Writes ``input.mp4`` (and ``gt.mp4`` for the synthetic clip), ``backbone.mp4``, ``tami.mp4``,
-    ``compare.mp4`` (input | backbone | TAMI [| GT]), ``timeslice/`` (the centre column of every frame, per
-    method, and their labelled ``grid.png``),
+
+def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | None = None, *,
+             model: str | os.PathLike[str] | None = None, control: str | os.PathLike[str] | None = None,
+             frames: int = 30, size: tuple[int, int] = (256, 256), options: EnhanceOptions | None = None,
+             on_frame: Callable[[str, int, int], None] | None = None, strict: bool = False) -> DemoResult:
+    """Run the bundled model with and without its adapter (and the no-memory ``control``) on a demo clip and
+    write everything to ``out_dir``.
+
+    Writes ``input.mp4`` (and ``gt.mp4`` for the synthetic clip), ``backbone.mp4``, ``tami.mp4`` (and
+    ``control.mp4``), ``compare.mp4`` (input | backbone [| control] | TAMI [| GT]), ``timeslice/`` (the centre
+    column of every frame, per method, and their labelled ``grid.png``),
     ``metrics.md``/``metrics.json`` and a browsable ``report/index.html``. The folder appears whole when
     everything is written (nothing is left on an error or Ctrl-C) and replaces an earlier demo's output there.
 
@@ -161,6 +187,8 @@ def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | No
         out_dir: output folder: new, empty, or an earlier demo's output.
         video: the user's video (first ``frames`` frames); None generates a held-out synthetic clip.
         model: bundled model name or model file (default: the bundled model).
+        control: the no-memory control, a bundled name or model file (:func:`default_control` gives the one
+            shipped with the bundled model); None runs no control.
         frames, size: length and frame size of the synthetic clip (``size`` is ignored for user videos).
         options: device/precision/... for both runs (``backbone_only`` is set per run).
         on_frame: progress callback ``(run name, frames done, frames total)``.
@@ -168,16 +196,21 @@ def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | No
 
     Raises:
         InputError: ``out_dir`` holds something else; the video cannot be read or is shorter than 2 frames.
+        UsageError: the control keeps a memory.
     """
     target = Path(out_dir)
     _check_replaceable(target)
     source, lq, gt, fps = load_input(video, frames=frames, size=size, strict=strict)
     options = options or EnhanceOptions()
     net = load_enhancement_model(model)
+    runs = [("backbone", net, True)]
+    if control is not None:
+        runs.append(("control", load_control(control), False))
+    runs.append(("tami", net, False))
     results: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
-    for name, backbone_only in (("backbone", True), ("tami", False)):
-        enhancer = Enhancer(net, EnhanceOptions(**{**options.__dict__, "backbone_only": backbone_only}))
+    for name, run_net, backbone_only in runs:
+        enhancer = Enhancer(run_net, EnhanceOptions(**{**options.__dict__, "backbone_only": backbone_only}))
         start = time.perf_counter()
         results[name] = enhance_frames(
             enhancer, list(lq), None if on_frame is None else (lambda i, n=name: on_frame(n, i, len(lq))))
@@ -185,7 +218,7 @@ def run_demo(out_dir: str | os.PathLike[str], video: str | os.PathLike[str] | No
     cache = FlowCache()
     rows = {"input": score(lq, gt, inp=lq, cache=cache)} if gt is not None else {}
     rows.update({name: score(video_out, gt, inp=lq, cache=cache) for name, video_out in results.items()})
-    panels = [("input", lq), ("backbone", results["backbone"]), ("TAMI", results["tami"])]
+    panels = [("input", lq), *((PANEL_LABELS[name], results[name]) for name in results)]
     if gt is not None:
         panels.append(("GT", gt))
     with atomic_path(target, directory=True) as out:
@@ -216,8 +249,8 @@ def _write_outputs(out: Path, panels: list[tuple[str, np.ndarray]], fps: float) 
     files = [_write_video(out / "input.mp4", videos["input"], fps)]
     if "GT" in videos:
         files.append(_write_video(out / "gt.mp4", videos["GT"], fps))
-    files += [_write_video(out / f"{name}.mp4", videos[label], fps) for name, label in
-              (("backbone", "backbone"), ("tami", "TAMI"))]
+    files += [_write_video(out / f"{name}.mp4", videos[label], fps) for name, label in PANEL_LABELS.items()
+              if label in videos]
     frames = len(videos["input"])
     compare = np.stack([np.concatenate([_label(v[t], label) for label, v in panels], axis=1) for t in range(frames)])
     files.append(_write_video(out / "compare.mp4", compare, fps))
@@ -236,4 +269,5 @@ def _timeslice(folder: Path, panels: list[tuple[str, np.ndarray]]) -> list[Path]
 def _report(folder: Path, panels: list[tuple[str, np.ndarray]], fps: float) -> Path:
     methods = {label: video for label, video in panels if label != "GT"}
     gt = next((video for label, video in panels if label == "GT"), None)
-    return build_report(methods, folder, gt=gt, fps=fps, title="tami demo: backbone alone vs TAMI")
+    title = "tami demo: backbone alone vs " + ("no-memory control vs " if "control" in methods else "") + "TAMI"
+    return build_report(methods, folder, gt=gt, fps=fps, title=title)

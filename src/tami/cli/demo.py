@@ -2,11 +2,13 @@
 
 Without VIDEO, a short low-light clip is synthesised from a photograph the bundled model never saw in training
 (with camera motion, noise and exposure flicker, and its clean ground truth). The bundled model runs twice:
-its image backbone alone, frame by frame, and with the TAMI adapter. Written to the output folder:
+its image backbone alone, frame by frame, and with the TAMI adapter; when the package ships a no-memory
+control (an adapter of the same size trained the same way without memory) it runs too, so you see what the
+memory itself adds. Written to the output folder:
 
   input.mp4, gt.mp4        the dark clip and its ground truth (synthetic clip only)
-  backbone.mp4, tami.mp4   the two enhanced versions
-  compare.mp4              input | backbone | TAMI | GT side by side
+  backbone.mp4, tami.mp4   the enhanced versions (and control.mp4)
+  compare.mp4              input | backbone | control | TAMI | GT side by side
   timeslice/grid.png       the centre column of every frame, per method: flicker shows as stripes
   metrics.md, .json        PSNR, SSIM, E_warp, MABD of both (E_warp only, on the input's flow, for your video)
   report/index.html        a page to play, scrub and slice all versions in sync (open it in a browser)
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..demo import metrics_table, run_demo
+from ..demo import default_control, metrics_table, run_demo
 from ..adapter.io import MODEL_FORMAT
 from ..enhance import EnhanceOptions
 from ..errors import UsageError
@@ -43,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder; an earlier demo's output there is replaced (default: tami-demo)")
     parser.add_argument("--model", default=None,
                         help="bundled model name, training run folder or exported model file (default: bundled)")
+    parser.add_argument("--control", default=None, metavar="MODEL",
+                        help="no-memory control to compare with: bundled name, run folder or model file "
+                             "(default: the bundled control with the bundled model, none with --model)")
+    parser.add_argument("--no-control", action="store_true", help="run no control")
     parser.add_argument("--frames", type=int, default=30, help="frames to process (default: 30)")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
                         help="frame size of the synthetic clip (default: 256 256)")
@@ -78,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
         if file_format(model) != MODEL_FORMAT:
             raise UsageError(f"{model} holds no TAMI adapter; the demo compares the backbone alone with TAMI, so it "
                              "needs a model: a stage-video run folder or its export/model.safetensors")
+    control = None if args.no_control else (find_weights(args.control) if args.control is not None
+                                            else default_control(model))
     try:
-        result = run_demo(args.output, args.video, model=model, frames=args.frames, size=tuple(args.size),
+        result = run_demo(args.output, args.video, model=model, control=control, frames=args.frames,
+                          size=tuple(args.size),
                           options=options, on_frame=progress, strict=args.strict)
     finally:
         for bar in bars.values():
@@ -91,10 +100,15 @@ def run(args: argparse.Namespace) -> int:
         print()
         rows = result.metrics
         if "mabd" in rows.get("tami", {}):
-            b, t = rows["backbone"], rows["tami"]
-            print(f"TAMI vs backbone alone: E_warp {change(t['ewarp'], b['ewarp'])}, MABD {change(t['mabd'], b['mabd'])}, "
-                  f"PSNR {round(t['psnr'] - b['psnr'], 2) + 0.0:+.2f} dB (lower E_warp/MABD = steadier video)")
+            t = rows["tami"]
+            for name, label in (("backbone", "backbone alone"), ("control", "no-memory control")):
+                if name in rows:
+                    b = rows[name]
+                    print(f"TAMI vs {label}: E_warp {change(t['ewarp'], b['ewarp'])}, "
+                          f"MABD {change(t['mabd'], b['mabd'])}, PSNR {round(t['psnr'] - b['psnr'], 2) + 0.0:+.2f} dB")
+            print("(lower E_warp/MABD = steadier video)")
         print(f"Wrote {len(result.files)} files to {result.out_dir}/ (open {result.out_dir / 'report' / 'index.html'} "
               "in a browser; compare.mp4 shows all versions).")
-    logger.info("Processed %d frames twice in %.1f seconds.", result.frames, sum(result.seconds.values()))
+    logger.info("Processed %d frames %d times in %.1f seconds.", result.frames, len(result.seconds),
+                sum(result.seconds.values()))
     return 0
