@@ -22,11 +22,7 @@ import numpy as np
 from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key, open_video
 from ..errors import InputError
 from ..frames import to_uint8
-from ..metrics.flow import FlowCache
-from ..metrics.reference import Reference
-from ..metrics.registry import Metric
-from ..metrics.results import EvaluationReport, MethodScores
-from ..metrics.scoring import score_video
+from ..metrics import EvaluationReport, FlowCache, MethodScores, Metric, Reference, score_video
 from .protocols import describe_span, get_protocol
 
 logger = logging.getLogger(__name__)
