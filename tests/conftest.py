@@ -1,7 +1,8 @@
 """Shared test helpers: the official backbone manifests and fixture tensors, and how to read them.
 
 * Manifests (``meta.json``: official keys, shapes, parameter counts, constructor arguments) are vendored in
-  ``tests/fixtures/backbones`` and always present.
+  ``tests/fixtures/backbones`` and always present; :func:`official_layout` fills them with random tensors for the
+  tests of loading mechanics.
 * Tensors (official weights and outputs) live in ``../shared/fixtures/backbones`` beside the checkout, or where
   ``TAMI_FIXTURES`` points. Tests that need them skip without them, or fail when ``TAMI_REQUIRE_FIXTURES=1``
   (CI sets it, so a green CI run means the official-equality tests ran).
@@ -36,6 +37,13 @@ def fixture_variants(arch: str) -> list[str]:
 def load_meta(arch: str, variant: str) -> dict:
     """The vendored official manifest of ``<arch>/<variant>``."""
     return json.loads((MANIFESTS / arch / variant / "meta.json").read_text())
+
+
+def official_layout(arch: str, variant: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random float32 tensors under the official keys and shapes of ``<arch>/<variant>`` (its vendored manifest, in
+    its order): what tests of loading mechanics need, which depend on the official layout, not the official values."""
+    generator = torch.Generator().manual_seed(seed)
+    return {key: torch.randn(shape, generator=generator) for key, shape in load_meta(arch, variant)["keys"].items()}
 
 
 def missing_fixtures(reason: str) -> None:

@@ -151,3 +151,13 @@ def test_no_module_import_cycles():
     for start in sorted(graph):
         if start not in state:
             visit(start, [start])
+
+
+@pytest.mark.parametrize("part", ["report", "evaluation"])
+def test_scoring_callers_use_the_metrics_package_surface(part):
+    """The report and the evaluator score through the names ``tami.metrics`` exports (one scoring path), never by
+    reaching into its modules."""
+    deep = {str(p.relative_to(SRC)): sorted(m for m in _module_imports(p) if m.startswith("tami.metrics."))
+            for p in sorted((SRC / part).rglob("*.py"))}
+    assert deep, f"no modules under tami.{part}"
+    assert not {k: v for k, v in deep.items() if v}, f"import these from tami.metrics instead: {deep}"

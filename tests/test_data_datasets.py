@@ -213,11 +213,11 @@ def test_dataloader_batches_clips(tmp_path: Path) -> None:
     assert batches[0]["lq"].shape == (2, 2, 3, H, W)
 
 
-def test_sdsd_protocols_agree_with_the_evaluation_protocols() -> None:
-    from tami.data.layouts import PROTOCOLS
+def test_dataset_splits_agree_with_the_evaluation_protocols() -> None:
+    from tami.data.layouts import DATASET_SPLITS
     from tami.evaluation.protocols import EVAL_PROTOCOLS as EVAL
 
-    for name, proto in PROTOCOLS.items():
+    for name, proto in DATASET_SPLITS.items():
         assert {k: set(v) for k, v in proto.test.items()} == {k: set(v) for k, v in EVAL[name].videos.items()}
         frames = EVAL[name].frames  # a count of first frames, or a slice
         assert proto.test_frames == (frames if isinstance(frames, slice) else slice(0, frames))

@@ -45,6 +45,36 @@ def test_report_on_dataset_folders_one_page_per_video_or_the_picked_one(root: Pa
     assert not (tmp_path / "x").exists()
 
 
+def test_an_unknown_video_is_one_usage_error_in_evaluate_and_report(root: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Both commands pick videos by name through evaluation.pick_videos: exit 2, one line, the videos there are."""
+    out = tmp_path / "out"
+    assert main(["-q", "evaluate", "--gt", str(root / "GT"), *_methods(root), "--videos", "v2,v3", "--metrics",
+                 "psnr", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith(f"no video 'v3' in the GT folder {root / 'GT'} (videos: v1, v2); "
+                                            "pick from these")
+    assert main(["-q", "report", *_methods(root), "--gt", str(root / "GT"), "--video", "v2", "--video", "v3",
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("no video 'v3' in the dataset folders (videos: v1, v2); pick from these")
+    assert not out.exists()
+
+
+def test_pick_videos_keeps_the_dataset_order_and_lists_at_most_eight() -> None:
+    from tami.errors import UsageError
+    from tami.evaluation import pick_videos
+
+    names = [f"v{i}" for i in range(1, 11)]
+    assert pick_videos(names, None, where="x") == names == pick_videos(names, [], where="x")
+    assert pick_videos(names, ["v3", "v1"], where="x") == ["v1", "v3"]
+    with pytest.raises(UsageError) as info:
+        pick_videos(names, ["v1", "v11"], where="the GT folder GT")
+    assert str(info.value) == ("no video 'v11' in the GT folder GT (videos: v1, v2, v3, v4, v5, v6, v7, v8, "
+                               "and 2 more); pick from these")
+    assert info.value.exit_code == 2
+
+
 def test_timeslice_on_dataset_folders(root: Path, tmp_path: Path) -> None:
     out = tmp_path / "ts"
     assert main(["-q", "timeslice", *_methods(root), "--method", f"GT={root / 'GT'}", "--x", "20", "-o", str(out)]) == 0

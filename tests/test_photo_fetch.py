@@ -97,6 +97,11 @@ def test_fetch_writes_verified_pngs_and_second_run_skips(tmp_path: Path, no_down
     assert large.shape == (8, 48, 3)
     np.testing.assert_array_equal(large, cv2.resize(fake.large, (48, 8), interpolation=cv2.INTER_AREA))
     np.testing.assert_array_equal(cv2.imread(str(fake.root / "train/face.png")), fake.face[:, :, ::-1])
+    # Written by tami.frames.write_image: the very bytes of OpenCV's PNG encoding of the decoded (and fitted) photo.
+    assert (fake.root / "train/small.png").read_bytes() == _png(fake.small)
+    assert (fake.root / "train/large.png").read_bytes() == _png(
+        cv2.resize(fake.large, (48, 8), interpolation=cv2.INTER_AREA))
+    assert (fake.root / "train/face.png").read_bytes() == _png(np.ascontiguousarray(fake.face[:, :, ::-1]))
     # The archive is deleted once used; the state records where each output came from.
     assert not (fake.root / DOWNLOAD_DIR).exists()
     state = json.loads((fake.root / STATE_FILE).read_text())

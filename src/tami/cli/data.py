@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..data.layouts import LAYOUTS, PROTOCOLS
+from ..data.layouts import LAYOUTS, DATASET_SPLITS
 from ..data.sdsd_convert import convert_sdsd
 from ..data.check import validate
 
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "exits with 1 when there are problems. Layouts: docs/datasets.md.")
     check.add_argument("root", type=Path, help="dataset root")
     check.add_argument("--layout", default="generic", choices=LAYOUTS.names(), help="dataset layout (default: generic)")
-    check.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS), help="SDSD: only this protocol's folders")
+    check.add_argument("--protocol", default=None, choices=sorted(DATASET_SPLITS),
+                       help="SDSD: only this protocol's folders")
     check.add_argument("--scene", default=None, choices=("indoor", "outdoor"), help="SDSD: only this scene")
     check.add_argument("--quick", action="store_true", help="check names and counts only; do not decode frames")
     check.add_argument("--max-issues", type=int, default=50, help="issues printed (default: 50; all are counted)")
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "The output appears only once complete.")
     convert.add_argument("root", type=Path, help="SDSD root (indoor_np, outdoor_static_np, ...) or one scene folder")
     convert.add_argument("out", type=Path, help="output folder")
-    convert.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS),
+    convert.add_argument("--protocol", default=None, choices=sorted(DATASET_SPLITS),
                          help="split by this protocol (default: sdsd-static for *_static_np, else sdsd-dynamic)")
     convert.add_argument("--scene", default=None, choices=("indoor", "outdoor"), help="convert only this scene")
     convert.add_argument("--workers", type=int, default=4, help="parallel frame writers (default: 4)")

@@ -50,11 +50,14 @@ class VideoPair:
 
 
 @dataclass(frozen=True)
-class Protocol:
-    """A named evaluation protocol: which videos are the test split and which frames are evaluated.
+class DatasetSplit:
+    """A named split of a dataset release: the folders that hold it, its test videos, and the frames evaluated.
+
+    The data side of an evaluation protocol: :class:`tami.evaluation.EvalProtocol` is built from it (adding the
+    subset choice and the report wording), so training, conversion and evaluation agree on one table.
 
     Attributes:
-        name: protocol name (``sdsd-dynamic``).
+        name: the protocol's name (``sdsd-dynamic``).
         folders: scene-folder suffixes holding this protocol's data, in order of preference.
         test: test-video names per scene.
         test_frames: frames evaluated on each test video (``slice(0, 30)``: the first 30).
@@ -70,13 +73,13 @@ def _pairs(prefix: str, numbers: str) -> frozenset[str]:
     return frozenset(f"{prefix}{n}" for n in numbers.split())
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    "sdsd-dynamic": Protocol(
+DATASET_SPLITS: dict[str, DatasetSplit] = {
+    "sdsd-dynamic": DatasetSplit(
         "sdsd-dynamic", ("_np", "_png"),
         {"indoor": _pairs("pair", "13 15 21 23 31 33 50 52 58 60 68 70"),
          "outdoor": _pairs("pair", "1 5 14 36 46 48 49 60 62 63 66 75 76")},
         slice(0, 30)),
-    "sdsd-static": Protocol(
+    "sdsd-static": DatasetSplit(
         "sdsd-static", ("_static_np",),
         {"indoor": _pairs("pair", "1 4 9 11 19 21"),
          "outdoor": _pairs("MVI_", "0898 0906 0928 0975 0997 1001 1003 1026 1030 1032")},
@@ -210,9 +213,9 @@ def sdsd(root: Path, *, split: str = "train", protocol: str | None = None, scene
     """
     _check_split(split)
     name = protocol or "sdsd-dynamic"
-    if name not in PROTOCOLS:
-        raise InputError(f"unknown SDSD protocol {name!r}; expected one of {', '.join(PROTOCOLS)}")
-    proto = PROTOCOLS[name]
+    if name not in DATASET_SPLITS:
+        raise InputError(f"unknown SDSD protocol {name!r}; expected one of {', '.join(DATASET_SPLITS)}")
+    proto = DATASET_SPLITS[name]
     if scene is not None and scene not in proto.test:
         raise InputError(f"unknown SDSD scene {scene!r}; expected indoor or outdoor")
     if _split_folder(root, "train") or _split_folder(root, "test"):
@@ -353,7 +356,7 @@ def scan(layout: str, root: str | Path, *, protocol: str | None = None,
             if (root / s / "input").is_dir() or _gt_dir(root / s) is not None:
                 groups.append((s, root / s))
     if not groups and layout == "sdsd":
-        suffixes = PROTOCOLS[protocol].folders if protocol in PROTOCOLS else ("_np", "_png", "_static_np")
+        suffixes = DATASET_SPLITS[protocol].folders if protocol in DATASET_SPLITS else ("_np", "_png", "_static_np")
         for name, folder in sorted(_subdirs(root).items()):
             if any(name == f"{sc}{x}" for sc in ([scene] if scene else ("indoor", "outdoor")) for x in suffixes):
                 groups.append((name, folder))

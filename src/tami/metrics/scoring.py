@@ -1,7 +1,7 @@
 """Scoring one video of one method: every metric's per-frame values and score, and its brightness curve.
 
 The one way videos are scored, whether the frames came from dataset folders (:class:`tami.evaluation.Evaluator`)
-or from memory (:func:`tami.report.build.evaluate_methods`).
+or from memory (:func:`tami.evaluation.compare.evaluate_methods`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ a server or network: synchronized playback, a frame scrubber, a draggable line w
 method, and the metrics of :mod:`tami.metrics` when a GT is given. Size bound: :class:`ReportLimits`.
 """
 
-from .build import build_report, evaluate_methods
+from ..evaluation.compare import evaluate_methods
+from .build import build_report
 from .frames import ReportLimits
 
 __all__ = ["ReportLimits", "build_report", "evaluate_methods"]

@@ -2,7 +2,8 @@
 
 The page plays every method in sync, has a frame scrubber and a draggable line whose time slices are recomputed in
 the browser for every method (from the JPEG frames drawn into canvases), and, with a GT, the metrics tables and
-plots of :mod:`tami.metrics`. Nothing is loaded from the network. The size bound is :class:`ReportLimits`.
+plots of :mod:`tami.metrics` (scored by :func:`tami.evaluation.compare.evaluate_methods`, as ``tami evaluate``
+scores). Nothing is loaded from the network. The size bound is :class:`ReportLimits`.
 """
 
 from __future__ import annotations
@@ -14,27 +15,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import __version__
 from ..atomic import atomic_path
-from ..data.sources import FrameInput, FrameSource, align_frames, open_sources
+from ..data.sources import FrameInput, align_frames, open_sources
 from ..data.video import open_video
 from ..errors import InputError
-from ..evaluation.evaluator import Evaluator
-from ..metrics import DEFAULT_METRICS, Reference, create_metric
-from ..metrics.frames import quantize_frames
-from ..metrics.plots import plot_report, plotting_available
-from ..metrics.registry import Metric
-from ..metrics.results import EvaluationReport, MethodScores, write_report
-from ..metrics.scoring import score_video
+from ..evaluation.compare import GT_NAME, evaluate_methods
+from ..metrics import DEFAULT_METRICS, EvaluationReport, create_metric, plot_report, plotting_available, write_report
 from ..wording import count
 from .frames import ReportLimits, bytes_label, choose_steps, export_frames, page_size
 from .page import metrics_html, render_page
 
 logger = logging.getLogger(__name__)
 
-GT_NAME = "GT"
 PAGE = "index.html"
 FRAMES_DIR = "frames"
 
@@ -50,41 +43,6 @@ def _check_target(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not ((out / PAGE).is_file() and (out / FRAMES_DIR).is_dir()):
         raise InputError(f"report output {out} is a non-empty folder that is not a tami report; give a new or "
                          "empty folder (an earlier report there is replaced)")
-
-
-def _in_memory_scores(methods: Mapping[str, FrameSource], gt: FrameSource, metrics: list[Metric],
-                      video: str) -> EvaluationReport:
-    """Score in-memory methods against an in-memory GT (frames aligned by position, all frames)."""
-    gt_u8 = quantize_frames(np.stack(list(gt)), name="GT")
-    ref = Reference(gt_u8, name=video)
-    temporal = any(m.info.temporal for m in metrics)
-    results = []
-    for name, source in methods.items():
-        pred = quantize_frames(np.stack(list(source)), name=name)
-        if pred.shape != gt_u8.shape:
-            raise InputError(f"method {name!r} has {pred.shape[0]} frames of {pred.shape[2]}x{pred.shape[1]}, GT has "
-                             f"{gt_u8.shape[0]} of {gt_u8.shape[2]}x{gt_u8.shape[1]}; they must match for metrics")
-        frames = [f"{i:06d}" for i in range(pred.shape[0])]
-        results.append(MethodScores(name, "(in memory)", {video: score_video(pred, ref, metrics, frames)}))
-    brightness = {video: ref.brightness_changes()} if temporal else {}
-    return EvaluationReport(metrics, results, "(in memory)", None, brightness)
-
-
-def evaluate_methods(methods: Mapping[str, FrameInput], gt: FrameInput, metrics: list[Metric],
-                     *, video: str = "video") -> EvaluationReport:
-    """Score one video of every method against the GT with :mod:`tami.metrics`.
-
-    Paths go through :class:`~tami.evaluation.Evaluator` (frames matched by name, streamed per video);
-    when any input is in memory, all frames are scored by position.
-    """
-    if _is_path(gt) and all(_is_path(p) for p in methods.values()):
-        evaluator = Evaluator(gt, {n: Path(p) for n, p in methods.items()}, metrics)  # type: ignore[arg-type]
-        for name in evaluator.videos:
-            evaluator.evaluate_video(name)
-        return evaluator.report()
-    sources = open_sources({**methods, GT_NAME: gt})
-    gt_source = sources.pop(GT_NAME)
-    return _in_memory_scores(sources, gt_source, metrics, video)
 
 
 def build_report(methods: Mapping[str, FrameInput], out_dir: str | os.PathLike[str], *,

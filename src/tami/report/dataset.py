@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import InputError, UsageError
-from ..evaluation.evaluator import discover_videos
+from ..evaluation.evaluator import discover_videos, pick_videos
 
 INDEX = "index.html"
 
@@ -55,13 +55,7 @@ def split_by_video(methods: Mapping[str, Path], gt: Path | None, videos: list[st
                          "give every method (and --gt) as a dataset folder, or each as one video")
     found = {name: discover_videos(path, role=f"{name!r}") for name, path in inputs.items()}
     reference = found["GT"] if gt is not None else next(iter(found.values()))
-    names = list(reference)
-    if videos:
-        unknown = [v for v in videos if v not in reference]
-        if unknown:
-            listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-            raise UsageError(f"no video {unknown[0]!r} in the dataset folders (videos: {listed})")
-        names = [v for v in names if v in videos]
+    names = pick_videos(list(reference), videos, where="the dataset folders")
     out: dict[str, tuple[dict[str, Path], Path | None]] = {}
     for video in names:
         for name, entries in found.items():

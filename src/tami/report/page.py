@@ -8,7 +8,7 @@ import re
 from importlib import resources
 from typing import Any
 
-from ..metrics.results import EvaluationReport, dataset_table, settings_lines, video_table
+from ..metrics import EvaluationReport, dataset_table, settings_lines, video_table
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 
