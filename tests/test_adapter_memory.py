@@ -61,6 +61,29 @@ def test_small_keys_read_uniformly_by_distance_but_selectively_by_cosine():
     assert float(picked) == 1.0
 
 
+def test_centred_retrieval_tells_apart_tokens_that_share_one_direction():
+    # Collapsed tokens: a large shared direction plus small differences. The cosine barely tells them apart;
+    # centring each frame's tokens (and the query's) removes the shared part, so the read follows the differences.
+    shared = torch.tensor([10.0, 0.0, 0.0], dtype=torch.float64)
+    parts = torch.tensor([[0.0, 0.1, 0.0], [0.0, -0.1, 0.0]], dtype=torch.float64)
+    memory = KVMemory(1)
+    tokens = (shared + parts).T.reshape(1, 3, 1, 2)  # one frame of 2 cells
+    memory.write(tokens, tokens, torch.tensor([[[[1.0, 0.0]]]], dtype=torch.float64))
+    query = (shared + parts[:1].repeat(2, 1)).T.reshape(1, 3, 1, 2)  # both cells look like cell 0
+    scale = torch.tensor(10.0, dtype=torch.float64)
+    _, plain = memory.read(query, None, 1024, (scale, scale))
+    assert torch.allclose(plain, torch.full_like(plain, 0.5), atol=0.01)  # nearly uniform: 0.5 either way
+    # centred: the query's own tokens are identical, so centring them leaves nothing to match - uniform again;
+    # a query whose cells differ like the stored ones reads each cell's own illumination
+    query = (shared + parts).T.reshape(1, 3, 1, 2)
+    _, centred = memory.read(query, None, 1024, (scale, scale), centred=True)
+    weight = 1 / (1 + math.exp(-20.0))  # cosines +1 and -1 after centring, times the scale 10, in both stages
+    assert float(centred[0, 0, 0, 0]) == pytest.approx(weight, abs=1e-6)
+    assert float(centred[0, 0, 0, 1]) == pytest.approx(1 - weight, abs=1e-6)
+    with pytest.raises(InputError, match="cosine match"):
+        memory.read(query, None, 1024, centred=True)
+
+
 def test_cosine_retrieval_gradients_reach_the_scale_float64():
     g = torch.Generator().manual_seed(2)
     q = torch.randn(2, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
@@ -79,7 +102,7 @@ def test_cosine_retrieval_learns_its_scale_and_only_it_adds_state():
     out, _ = model.forward_clip(torch.rand(1, 3, 3, 32, 32))
     out.mean().backward()
     assert model.icmem.retrieval_log_scale.grad.abs().min() > 0
-    with pytest.raises(InputError, match="retrieval must be one of distance, cosine"):
+    with pytest.raises(InputError, match="retrieval must be one of distance, cosine, centred"):
         small_config(retrieval="dot")
     with pytest.raises(InputError, match="retrieval_scale"):
         small_config(retrieval="cosine", retrieval_scale=0.0)

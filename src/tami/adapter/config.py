@@ -12,7 +12,7 @@ from ..errors import InputError
 
 
 #: Similarity rules of the memory match (``TAMIConfig.retrieval``).
-RETRIEVALS = ("distance", "cosine")
+RETRIEVALS = ("distance", "cosine", "centred")
 #: Cap on the learned scale of the cosine match (a softmax this sharp already picks one entry).
 MAX_RETRIEVAL_SCALE = 100.0
 
@@ -36,8 +36,9 @@ class TAMIConfig:
         top_m: memory entries kept per query in the softmax (``None``: full softmax).
         retrieval: similarity of the memory match: ``"distance"`` (the reference: negative squared distance over
             ``sqrt(D)``) or ``"cosine"`` (a deviation: cosine times a learned scale per stage, which keeps the read
-            selective when the keys are small; :mod:`tami.adapter.memory`).
-        retrieval_scale: initial scale of the ``"cosine"`` similarity (learned, capped at 100).
+            selective when the keys are small) or ``"centred"`` (the same cosine of tokens centred per frame, so
+            tokens that share one direction still differ; :mod:`tami.adapter.memory`).
+        retrieval_scale: initial scale of the cosine similarities (learned, capped at 100).
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
         query_chunk: queries per retrieval/attention chunk (bounds temporary memory).

@@ -183,7 +183,7 @@ class IlluminationRefiner(nn.Module):
 class ICMem(nn.Module):
     """The memory-side modules of TAMI for injection width ``channels``.
 
-    ``retrieval_scale`` (given for the ``"cosine"`` match, :mod:`tami.adapter.memory`) adds the learned log-scales
+    ``retrieval_scale`` (given for the cosine matches, :mod:`tami.adapter.memory`) adds the learned log-scales
     of the two retrieval stages, ``retrieval_log_scale`` ``(2,)``; without it the state has no such entry.
 
     Attributes:

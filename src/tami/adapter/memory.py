@@ -11,7 +11,9 @@ Retrieval is the two-stage match & readout of the paper, with one rule in traini
 (:func:`topm_readout`): the similarity of query ``q`` and memory key ``m`` is ``(2 m.q - |m|^2) / sqrt(D)``
 (the negative squared distance up to a per-query constant; the reference), or, given a ``scale``,
 ``scale * cos(q, m)`` (a deviation, ``TAMIConfig.retrieval = "cosine"``: small keys make the reference's logits
-nearly equal, so every read is a uniform average; unit keys with a learned scale keep the read selective);
+nearly equal, so every read is a uniform average; unit keys with a learned scale keep the read selective), or
+the same cosine of tokens centred per frame (``"centred"``: the mean token of each frame is removed from its
+tokens first, so tokens that share one direction - the values collapse that way - still differ);
 for each query the ``top_m`` largest similarities are
 kept and soft-maxed, the others get zero weight (``top_m`` at least the number of entries = full softmax).
 Queries are processed in chunks, so the similarity matrix never exceeds ``B x chunk x entries`` elements.
@@ -76,6 +78,14 @@ def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None,
         picked = picked.view(batch, q.shape[1], top_m, -1)  # (B, qc, m, Dv)
         out.append(torch.matmul(weight.unsqueeze(-2), picked).squeeze(-2))
     return torch.cat(out, 1)
+
+
+def _match_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None, chunk: int,
+                   scale: Tensor | None, centred: bool) -> Tensor:
+    """:func:`topm_readout`, with the query centred over its tokens first when ``centred``."""
+    if centred:
+        query = query - query.mean(1, keepdim=True)
+    return topm_readout(query, keys, values, top_m, chunk, scale)
 
 
 class KVMemory:
@@ -152,12 +162,14 @@ class KVMemory:
         self.written += 1
 
     def read(self, query: Tensor, top_m: int | None, chunk: int,
-             scales: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+             scales: tuple[Tensor, Tensor] | None = None, *, centred: bool = False) -> tuple[Tensor, Tensor]:
         """Two-stage match & readout for ``query`` ``(B, key_dim, h, w)`` (same grid as the stored frames).
 
         Stage 1 reads values with the query against the keys (``F_hp``); stage 2 reads illumination with
         ``F_hp`` against the values (``I_ip``). ``scales``: the two stages' cosine scales (None: the reference's
-        distance rule). Call only on a non-empty memory (the caller uses a zero prior).
+        distance rule). ``centred``: match (not read) tokens centred per frame (the query over its own tokens,
+        each stored frame over its cells); needs ``scales``. Call only on a non-empty memory (the caller uses a
+        zero prior).
 
         Returns:
             ``F_hp`` ``(B, value_dim, h, w)`` and ``I_ip`` ``(B, 1, h, w)`` in [0, 1].
@@ -165,12 +177,19 @@ class KVMemory:
         batch, _, h, w = query.shape
         if self.keys is None:
             raise InputError("the memory is empty; write a frame before reading")
+        if centred and scales is None:
+            raise InputError("centred retrieval is a cosine match; give the scales")
         used = len(self)
-        keys, values, illu = (t[:, :used].reshape(batch, -1, t.shape[-1]) for t in (self.keys, self.values, self.illu))
+        framed = [t[:, :used] for t in (self.keys, self.values, self.illu)]  # (B, frames, n, C)
+        match_keys, match_values = framed[0], framed[1]
+        if centred:
+            match_keys, match_values = (t - t.mean(2, keepdim=True) for t in (match_keys, match_values))
+        keys, values, illu, match_keys, match_values = (
+            t.reshape(batch, -1, t.shape[-1]) for t in (*framed, match_keys, match_values))
         q = query.flatten(2).transpose(1, 2)
         first, second = (None, None) if scales is None else scales
-        f_hp = topm_readout(q, keys, values, top_m, chunk, first)
-        i_ip = topm_readout(f_hp, values, illu, top_m, chunk, second)
+        f_hp = _match_readout(q, match_keys, values, top_m, chunk, first, centred)
+        i_ip = _match_readout(f_hp, match_values, illu, top_m, chunk, second, centred)
         return f_hp.transpose(1, 2).reshape(batch, -1, h, w), i_ip.transpose(1, 2).reshape(batch, 1, h, w)
 
     def detach(self) -> None:

@@ -80,7 +80,7 @@ class TAMI(nn.Module):
         c = backbone.inject_channels
         cfg = self.config
         self.icmem = ICMem(c, cfg.key_dim, cfg.value_dim, cfg.hidden_dim, cfg.illu_dim,
-                           cfg.retrieval_scale if cfg.retrieval == "cosine" else None)
+                           None if cfg.retrieval == "distance" else cfg.retrieval_scale)
         self.igfe = IGFE(
             c,
             cfg.illu_dim,
@@ -246,7 +246,8 @@ class TAMI(nn.Module):
             write = False
         frames_in_memory = len(state.memory)
         if frames_in_memory:
-            _, prior = state.memory.read(key, cfg.top_m, cfg.query_chunk, icmem.retrieval_scales())
+            _, prior = state.memory.read(key, cfg.top_m, cfg.query_chunk, icmem.retrieval_scales(),
+                                         centred=cfg.retrieval == "centred")
         else:
             prior = f_ls.new_zeros(f_ls.shape[0], 1, *grid)
         hidden = state.hidden if state.hidden is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)

@@ -61,8 +61,8 @@ class ShiftedMemory(KVMemory):
         self.shift = shift
 
     def read(self, query: Tensor, top_m: int | None, chunk: int,
-             scales: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        f_hp, i_ip = super().read(query, top_m, chunk, scales)
+             scales: tuple[Tensor, Tensor] | None = None, *, centred: bool = False) -> tuple[Tensor, Tensor]:
+        f_hp, i_ip = super().read(query, top_m, chunk, scales, centred=centred)
         return f_hp, (i_ip + self.shift).clamp(0.0, 1.0)
 
 
