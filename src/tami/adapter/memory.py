@@ -53,11 +53,9 @@ def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None,
     """
     batch, entries, dim = keys.shape
     if scale is None:
-        alpha = 2.0 * dim**-0.5
-        bias = keys.pow(2).sum(-1).unsqueeze(1).mul(-(dim**-0.5))  # (B, 1, M)
+        neg_sq = keys.pow(2).sum(-1).unsqueeze(1).mul(-(dim**-0.5))  # (B, 1, M)
     else:
         query, keys = F.normalize(query, dim=-1), F.normalize(keys, dim=-1)
-        alpha, bias = 1.0, keys.new_zeros(batch, 1, entries)
     keys_t = keys.transpose(1, 2)  # (B, D, M)
     full = top_m is None or top_m >= entries
     if not full:
@@ -66,9 +64,10 @@ def topm_readout(query: Tensor, keys: Tensor, values: Tensor, top_m: int | None,
     out = []
     for start in range(0, query.shape[1], max(1, chunk)):
         q = query[:, start : start + chunk]
-        sim = torch.baddbmm(bias, q, keys_t, alpha=alpha)  # (B, qc, M)
-        if scale is not None:
-            sim = sim * scale
+        if scale is None:
+            sim = torch.baddbmm(neg_sq, q, keys_t, alpha=2.0 * dim**-0.5)  # (B, qc, M)
+        else:
+            sim = torch.bmm(q, keys_t) * scale
         if full:
             out.append(torch.bmm(sim.softmax(-1), values))
             continue

@@ -4,7 +4,8 @@
   the export is a tami backbone file usable as the frozen backbone of a ``video`` run.
 * ``video``: the backbone is frozen (official checkpoint, tami backbone file, or a stage-``image`` run) and only the
   TAMI adapter is trained on clips through ``TAMI.forward_clip``, with teacher forcing and truncated
-  back-propagation as :class:`tami.train.recurrence.RecurrencePolicy` decides; the export is the adapter file and a single-file model (backbone + adapter).
+  back-propagation as :class:`tami.train.recurrence.RecurrencePolicy` decides; the export is the adapter file and
+  a single-file model (backbone + adapter).
 """
 
 from __future__ import annotations
