@@ -40,6 +40,16 @@ Tier A, round 3 (registered 2026-12-01 while round 2 trained, before any Tier A 
     with ``distance``, 7e-5 with ``cosine``, 0.017 with ``centred``, against 0.03 in the stored illumination).
     The recipe selection of round 2 extends to this variant (largest Tier A PSNR gain on the validation photos).
 
+Tier A, round 4 (registered 2026-12-01 before any round-4 run, while round 3 still trained): round 2's
+    ``distance`` recipe (the best validation gain of the variants judged so far) with ``pin_first: true``, in two
+    variants: ``teacher_forcing: 0.0`` (``probe_r4_pin``) and ``0.5`` (``probe_r4_pin_tf50``); 2,000 steps, final
+    EMA weights, judged like rounds 1-3 (``configs/memory_probe_r4.yaml``). Why: round 2 met the PSNR mark on the
+    test clips (+1.14 dB) but not the slope (-0.22); its 5-frame FIFO evicts the ground-truth frame 0 before the
+    judged frames 5-29, and in training only frame 1 of each 8-frame clip read the gain from a ground-truth entry
+    (per-frame validation slope 0.13 on frame 1). Pinning keeps that entry readable on every frame, in training and
+    in the probe; the 0.5 arm adds ground-truth entries in training. The recipe selection extends to both variants
+    (largest Tier A PSNR gain on the validation photos; ``pin_first`` is then part of the selected recipe).
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
