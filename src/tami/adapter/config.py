@@ -13,6 +13,8 @@ from ..errors import InputError
 
 #: Similarity rules of the memory match (``TAMIConfig.retrieval``).
 RETRIEVALS = ("distance", "cosine", "centred")
+#: Versions of the illumination encoder IEnc (``TAMIConfig.illumination``).
+ILLUMINATIONS = ("learned", "luma")
 #: Cap on the learned scale of the cosine match (a softmax this sharp already picks one entry).
 MAX_RETRIEVAL_SCALE = 100.0
 
@@ -39,6 +41,9 @@ class TAMIConfig:
             selective when the keys are small) or ``"centred"`` (the same cosine of tokens centred per frame, so
             tokens that share one direction still differ; :mod:`tami.adapter.memory`).
         retrieval_scale: initial scale of the cosine similarities (learned, capped at 100).
+        illumination: the illumination map stored in memory and read back as the prior: ``"learned"`` (the paper's
+            IEnc, trained by L_IM only) or ``"luma"`` (the reference code's parameter-free ``brightness`` version,
+            Rec. 709 luma: a gain on the written frame reaches the prior in full).
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
         query_chunk: queries per retrieval/attention chunk (bounds temporary memory).
@@ -62,6 +67,7 @@ class TAMIConfig:
     top_m: int | None = 16
     retrieval: str = "distance"
     retrieval_scale: float = 10.0
+    illumination: str = "learned"
     memory_scale: float = 1.0
     memory_max_tokens: int | None = 4096
     query_chunk: int = 1024
@@ -85,6 +91,9 @@ class TAMIConfig:
             )
         if self.retrieval not in RETRIEVALS:
             raise InputError(f"TAMIConfig.retrieval must be one of {', '.join(RETRIEVALS)}, got {self.retrieval!r}")
+        if self.illumination not in ILLUMINATIONS:
+            raise InputError(f"TAMIConfig.illumination must be one of {', '.join(ILLUMINATIONS)}, "
+                             f"got {self.illumination!r}")
         if not 0 < self.retrieval_scale <= MAX_RETRIEVAL_SCALE:
             raise InputError(f"TAMIConfig.retrieval_scale must be in (0, {MAX_RETRIEVAL_SCALE:g}], "
                              f"got {self.retrieval_scale}")

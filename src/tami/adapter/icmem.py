@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import MAX_RETRIEVAL_SCALE
+from ..errors import InputError
+from ..frames import LUMA_709
+from .config import ILLUMINATIONS, MAX_RETRIEVAL_SCALE
 
 
 def _orthogonal(module: nn.Module) -> nn.Module:
@@ -135,18 +137,27 @@ class ValueProjector(nn.Module):
 class IlluminationEncoder(nn.Module):
     """IEnc: image ``(B, 3, H, W)`` -> illumination ``(B, 1, h, w)`` in [0, 1].
 
-    Area-resize to ``(h, w)``, 1x1 conv to ``illu_dim``, depth-wise 5x5, LeakyReLU(0.01), 1x1 conv to 1, clamp.
+    ``version="learned"`` (the paper's): area-resize to ``(h, w)``, 1x1 conv to ``illu_dim``, depth-wise 5x5,
+    LeakyReLU(0.01), 1x1 conv to 1, clamp. ``version="luma"`` (the reference code's parameter-free ``brightness``
+    version): the Rec. 709 luma of the area-resized image, which follows a gain on the image exactly.
     """
 
-    def __init__(self, illu_dim: int) -> None:
+    def __init__(self, illu_dim: int, version: str = "learned") -> None:
         super().__init__()
-        self.inp = nn.Conv2d(3, illu_dim, 1)
-        self.dw = nn.Conv2d(illu_dim, illu_dim, 5, padding=2, groups=illu_dim)
-        self.out = nn.Conv2d(illu_dim, 1, 1)
+        if version not in ILLUMINATIONS:
+            raise InputError(f"illumination must be one of {', '.join(ILLUMINATIONS)}, got {version!r}")
+        self.version = version
+        if version == "learned":
+            self.inp = nn.Conv2d(3, illu_dim, 1)
+            self.dw = nn.Conv2d(illu_dim, illu_dim, 5, padding=2, groups=illu_dim)
+            self.out = nn.Conv2d(illu_dim, 1, 1)
 
     def forward(self, image: Tensor, size: tuple[int, int], *, frozen: bool = False) -> Tensor:
         """Encode ``image``; ``frozen=True`` stops the gradient at the weights (it still reaches ``image``)."""
         x = image if tuple(image.shape[-2:]) == tuple(size) else F.adaptive_avg_pool2d(image, size)
+        if self.version == "luma":
+            weights = x.new_tensor(LUMA_709).view(1, 3, 1, 1)
+            return (x * weights).sum(1, keepdim=True).clamp(0.0, 1.0)
 
         def p(t: Tensor) -> Tensor:
             return t.detach() if frozen else t
@@ -185,6 +196,7 @@ class ICMem(nn.Module):
 
     ``retrieval_scale`` (given for the cosine matches, :mod:`tami.adapter.memory`) adds the learned log-scales
     of the two retrieval stages, ``retrieval_log_scale`` ``(2,)``; without it the state has no such entry.
+    ``illumination`` is IEnc's version (``"luma"`` has no weights, so the state has no ``illu_encoder`` entries).
 
     Attributes:
         lq_encoder (LEnc), hq_encoder (HEnc), key_projector (LPrj), value_projector (HPrj),
@@ -192,7 +204,7 @@ class ICMem(nn.Module):
     """
 
     def __init__(self, channels: int, key_dim: int, value_dim: int, hidden_dim: int, illu_dim: int,
-                 retrieval_scale: float | None = None) -> None:
+                 retrieval_scale: float | None = None, illumination: str = "learned") -> None:
         super().__init__()
         self.retrieval_log_scale = (None if retrieval_scale is None
                                     else nn.Parameter(torch.full((2,), math.log(retrieval_scale))))
@@ -200,7 +212,7 @@ class ICMem(nn.Module):
         self.hq_encoder = Projector(channels)
         self.key_projector = KeyProjector(channels, key_dim)
         self.value_projector = ValueProjector(channels, value_dim, hidden_dim)
-        self.illu_encoder = IlluminationEncoder(illu_dim)
+        self.illu_encoder = IlluminationEncoder(illu_dim, illumination)
         self.illu_refiner = IlluminationRefiner(channels, illu_dim, hidden_dim)
 
     def retrieval_scales(self) -> tuple[Tensor, Tensor] | None:

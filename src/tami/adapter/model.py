@@ -80,7 +80,7 @@ class TAMI(nn.Module):
         c = backbone.inject_channels
         cfg = self.config
         self.icmem = ICMem(c, cfg.key_dim, cfg.value_dim, cfg.hidden_dim, cfg.illu_dim,
-                           None if cfg.retrieval == "distance" else cfg.retrieval_scale)
+                           None if cfg.retrieval == "distance" else cfg.retrieval_scale, cfg.illumination)
         self.igfe = IGFE(
             c,
             cfg.illu_dim,
