@@ -50,6 +50,14 @@ Tier A, round 4 (registered 2026-12-01 before any round-4 run, while round 3 sti
     in the probe; the 0.5 arm adds ground-truth entries in training. The recipe selection extends to both variants
     (largest Tier A PSNR gain on the validation photos; ``pin_first`` is then part of the selected recipe).
 
+Tier A, round 5 (registered 2026-12-01 after round 4 was judged, before any round-5 run): round 4's
+    ``probe_r4_pin`` recipe (``teacher_forcing: 0.0``) with ``illumination: luma``, the parameter-free Rec. 709 luma
+    in place of the learned IEnc (``configs/memory_probe_r5.yaml``, run ``probe_r5_luma``); 2,000 steps, final EMA
+    weights, judged like rounds 1-4. Why (validation clips only, ``benchmarks/memory_runs/causal_slope.py``):
+    scaling round 4's pinned ground-truth frame by g moved the output's log luminance with slope 0.24 and the
+    retrieved prior's with 0.24; the learned IEnc passes on a quarter of the gain, the rest of the path follows it.
+    The recipe selection extends to this variant (largest Tier A PSNR gain on the validation photos).
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
