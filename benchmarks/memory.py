@@ -58,6 +58,15 @@ Tier A, round 5 (registered 2026-12-01 after round 4 was judged, before any roun
     retrieved prior's with 0.24; the learned IEnc passes on a quarter of the gain, the rest of the path follows it.
     The recipe selection extends to this variant (largest Tier A PSNR gain on the validation photos).
 
+Tier A, round 6 (registered 2026-12-02 after round 5 was judged, before any round-6 run and before the retrained
+    bundled backbone was chosen): round 5's recipe unchanged (``configs/memory_probe_r5.yaml``) on the retrained
+    bundled backbone, the stage-image export that ``tools/choose_backbone.py`` picks for ``tools/train_bundled.sh``,
+    frozen, with that backbone's 8-pixel cells (Retinexformer: ``memory_scale 0.5, igfe_pool 2``; HVI-CIDNet:
+    ``memory_scale 1, igfe_pool 1``); run ``probe_r6``; 2,000 steps, final EMA weights, judged like rounds 1-5.
+    Why: Tier A judges "a model with the bundled architecture and recipe"; rounds 1-5 froze the backbone of the
+    model shipped before issue 14 (Retinexformer n_feat 16 trained on v1 data), which the retrained bundled model
+    replaces. Nothing is selected by this round: the bundled recipe stays round 5's whatever it scores.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
@@ -122,6 +131,12 @@ PROTOCOL: dict[str, Any] = {
         "training": {"config": "configs/memory_probe_r2.yaml", "iterations": 2000, "variants": ["centred"],
                      "weights": "final EMA"},
         "selection": "round 2's rule over round 1 l_sm_centred, round 2 distance and cosine, and round 3 centred",
+    },
+    "tier_a_round6": {
+        "training": {"config": "configs/memory_probe_r5.yaml", "iterations": 2000, "variants": ["r6"],
+                     "backbone": "the retrained bundled backbone (tools/choose_backbone.py), its 8-pixel cells",
+                     "weights": "final EMA"},
+        "selection": "none: the bundled recipe stays round 5's",
     },
     "tier_b": {
         "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",
