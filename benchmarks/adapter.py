@@ -4,10 +4,11 @@ Usage::
 
     python benchmarks/adapter.py                       # retinexformer preset, 256x256 and 960x512, 100-frame stream
     python benchmarks/adapter.py --backbone restormer --sizes 256x256 --threads 2
-    python benchmarks/adapter.py --bundled --sizes 960x512 --stream-frames 1000   # the bundled configuration
+    python benchmarks/adapter.py --bundled --sizes 960x512 --stream-frames 1000   # the bundled model itself
     python benchmarks/adapter.py --adapter-options '{"memory_scale": 1}' --sizes 960x512  # released + reference grid
 
-Timing: random-weight backbone and adapter (speed does not depend on the weights), batch 1, ``torch.no_grad``.
+Timing: random-weight backbone and adapter (speed does not depend on the weights; ``--bundled`` times the installed
+bundled model, ``tami.bundled``, whose configuration is the one that matters), batch 1, ``torch.no_grad``.
 The adapter is timed in steady state (memory full: ``k + 1`` frames streamed first); backbone and TAMI runs are
 interleaved and the medians of ``--repeats`` runs are reported, as wall time and as process CPU time (less
 sensitive to other jobs on a shared machine; with several threads it includes their spin-waits).
@@ -31,6 +32,7 @@ import torch
 
 from tami import backbones
 from tami.adapter import TAMI
+from tami.bundled import load_enhancement_model
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -43,15 +45,10 @@ def _frame(width: int, height: int, t: int) -> torch.Tensor:
     return torch.rand(1, 3, height, width, generator=g) * (0.2 + 0.05 * (t % 5))
 
 
-#: The bundled model's configuration (``configs/memory_probe.yaml``): Retinexformer n_feat 16 with 8-px memory
-#: and IGFE cells, 5 frames of memory and a full softmax, at most 1,024 tokens per frame (the cap does not bind on
-#: training crops or 256x256 clips; at 960x512 it makes the cells about 22 px: 4,096 tokens cost +358 % CPU time).
-BUNDLED = {"backbone": "retinexformer", "backbone_options": {"n_feat": 16, "num_blocks": [1, 1, 1]},
-           "adapter_options": {"memory_scale": 0.5, "igfe_pool": 2, "memory_frames": 5, "top_m": None,
-                               "igfe_max_tokens": 1024, "memory_max_tokens": 1024}}
-
-
-def _build(arch: str, backbone_options: dict | None = None, adapter_options: dict | None = None) -> TAMI:
+def _build(arch: str, backbone_options: dict | None = None, adapter_options: dict | None = None,
+           bundled: bool = False) -> TAMI:
+    if bundled:
+        return load_enhancement_model().eval()
     backbone = backbones.create(arch, **(backbone_options or {})).eval()
     model = TAMI.from_preset(backbone, **(adapter_options or {})).eval()
     torch.nn.init.normal_(model.igfe.gamma, std=0.1)  # the adapter's cost does not depend on gamma; make it active
@@ -86,9 +83,9 @@ def time_size(model: TAMI, width: int, height: int, repeats: int) -> dict[str, f
 
 @torch.no_grad()
 def stream(arch: str, width: int, height: int, frames: int, backbone_options: dict | None = None,
-           adapter_options: dict | None = None) -> dict[str, float]:
+           adapter_options: dict | None = None, bundled: bool = False) -> dict[str, float]:
     """Peak RSS (MiB) after frame k+1 and after ``frames`` frames of one stream."""
-    model = _build(arch, backbone_options, adapter_options)
+    model = _build(arch, backbone_options, adapter_options, bundled)
     k = model.config.memory_frames + int(model.config.pin_first)
     state = model.init_state(1)
     out: dict[str, float] = {}
@@ -114,22 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--backbone-options", type=json.loads, default=None, help="JSON constructor overrides")
     parser.add_argument("--adapter-options", type=json.loads, default=None, help="JSON TAMIConfig overrides")
-    parser.add_argument("--bundled", action="store_true", help="the bundled model's configuration (BUNDLED)")
+    parser.add_argument("--bundled", action="store_true", help="the installed bundled model (tami.bundled)")
     parser.add_argument("--stream-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.bundled:
-        args.backbone = BUNDLED["backbone"]
-        args.backbone_options = {**BUNDLED["backbone_options"], **(args.backbone_options or {})}
-        args.adapter_options = {**BUNDLED["adapter_options"], **(args.adapter_options or {})}
+    if args.bundled and (args.backbone_options or args.adapter_options):
+        parser.error("--bundled times the installed model as it is; drop --backbone-options/--adapter-options")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.stream_only:
         print(json.dumps(stream(args.backbone, *_size(args.stream_size), args.stream_frames, args.backbone_options,
-                                args.adapter_options)))
+                                args.adapter_options, args.bundled)))
         return 0
 
-    model = _build(args.backbone, args.backbone_options, args.adapter_options)
-    print(f"## Adapter speed and memory: {args.backbone} {json.dumps(args.backbone_options or {})} + TAMI\n")
+    model = _build(args.backbone, args.backbone_options, args.adapter_options, args.bundled)
+    name = "the bundled model" if args.bundled else f"{args.backbone} {json.dumps(args.backbone_options or {})}"
+    print(f"## Adapter speed and memory: {name} + TAMI\n")
     print(f"* machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, Python {platform.python_version()}")
     print(f"* command: `python benchmarks/adapter.py {' '.join(sys.argv[1:])}`".rstrip())
@@ -148,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     del model
     cmd = [sys.executable, __file__, "--stream-only", "--backbone", args.backbone, "--stream-size", args.stream_size,
            "--stream-frames", str(args.stream_frames)] + (["--threads", str(args.threads)] if args.threads else [])
+    cmd += ["--bundled"] if args.bundled else []
     for flag, value in (("--backbone-options", args.backbone_options), ("--adapter-options", args.adapter_options)):
         if value:
             cmd += [flag, json.dumps(value)]
