@@ -92,6 +92,7 @@ selection), preset v2, 256x256, 30 frames, the strata cycled over the clips as `
     python benchmarks/memory.py bundled-backbone runs/bundled_backbone.safetensors   # Tier A's frozen backbone
     python benchmarks/memory.py tier-a --photos PHOTOS/test --model RUN/export/model.safetensors --name ref
     python benchmarks/memory.py tier-b --photos PHOTOS/test --tami MODEL --control CONTROL_MODEL
+    python benchmarks/memory.py tier-b-table benchmarks/memory_results/tier_b.json   # the result as Markdown
 """
 
 from __future__ import annotations
@@ -350,6 +351,46 @@ def tier_b(model: TAMI, control: TAMI, photos: Path) -> dict[str, Any]:
             "calibration": calibration, "clips": per_clip}
 
 
+def tier_b_markdown(result: dict[str, Any]) -> str:
+    """Tier B as Markdown: every arm's means, the pass marks with their intervals, and the strata."""
+    labels = {"input": "dark input", "backbone": "1 backbone alone", "tami": "2 TAMI", "stateless": "3 TAMI stateless",
+              "control": "4 no-memory control", "foreign": "5 TAMI, foreign memory"}
+    lines = ["| arm | PSNR | SSIM | E_warp ×10⁻³ | MABD ×10⁻³ | J |", "|---|---:|---:|---:|---:|---:|"]
+    for arm, label in labels.items():
+        m = result["mean"][arm]
+        lines.append(f"| {label} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['ewarp'] * 1e3:.4f} | {m['mabd'] * 1e3:.4f} "
+                     f"| {m['jitter']:.4f} |")
+    c, ok = result["checks"], result["pass"]
+    verdict = {True: "pass", False: "**fail**"}
+
+    def interval(check: dict[str, Any], scale: float = 1.0, fmt: str = "{:+.1%}") -> str:
+        low, high = check["interval"]
+        return f"{fmt.format(check['value'] * scale)} [{fmt.format(low * scale)}, {fmt.format(high * scale)}]"
+
+    lines += ["", "| mark | value [95 % interval] | needed | result |", "|---|---|---|---|",
+              f"| B1 E_warp reduction vs control | {interval(c['ewarp_reduction'])} | ≥ 3 %, interval > 0 "
+              f"| {verdict[ok['B1_ewarp']]} |",
+              f"| B2 J reduction vs control | {interval(c['jitter_reduction'])} | ≥ 25 %, interval > 0 "
+              f"| {verdict[ok['B2_jitter']]} |",
+              f"| B3 PSNR, TAMI − control | {interval(c['psnr_vs_control_db'], fmt='{:+.2f}')} dB | ≥ −0.1 dB "
+              f"| {verdict[ok['B3_psnr']]} |",
+              f"| B4 PSNR, foreign memory − TAMI | {interval(c['foreign_psnr_db'], fmt='{:+.2f}')} dB | < 0, interval < 0 "
+              f"| {verdict[ok['B4_foreign']]} |",
+              f"| B5 no stratum worse than the backbone | see below | PSNR ≥ −0.1 dB, E_warp and MABD not higher "
+              f"| {verdict[ok['B5_strata']]} |",
+              "", "| stratum | clips | PSNR TAMI − backbone | E_warp TAMI / backbone | MABD TAMI / backbone | ok |",
+              "|---|---:|---:|---:|---:|---|"]
+    for name, st in result["strata"].items():
+        b, t = st["backbone"], st["tami"]
+        lines.append(f"| {name} | {st['clips']} | {t['psnr'] - b['psnr']:+.2f} dB | {t['ewarp'] / b['ewarp'] - 1:+.1%} "
+                     f"| {t['mabd'] / b['mabd'] - 1:+.1%} | {'yes' if st['ok'] else '**no**'} |")
+    if result.get("calibration"):
+        lines += ["", "Calibration (backbone arm against the paper's SDSD geometric mean, within a factor 10): " + ", ".join(
+            f"{m} {v['ratio']:.1f}× ({'ok' if v['ok'] else 'outside'})" for m, v in result["calibration"].items())]
+    lines += ["", f"Tier B: **{'passed' if result['passed'] else 'failed'}**."]
+    return "\n".join(lines)
+
+
 # -- command line ---------------------------------------------------------------------------------------------------
 
 def _environment(started: float) -> dict[str, Any]:
@@ -368,6 +409,8 @@ def main() -> None:
     a.add_argument("--model", type=Path, required=True, help="exported model.safetensors (final EMA weights)")
     a.add_argument("--name", required=True, help="variant name for the result file (e.g. ref, centred)")
     b = sub.add_parser("tier-b", help="benchmark: five arms")
+    table = sub.add_parser("tier-b-table", help="print a tier_b.json as Markdown")
+    table.add_argument("result", type=Path)
     b.add_argument("--photos", type=Path, required=True, help="the photo pool's test folder")
     b.add_argument("--tami", type=Path, required=True, help="TAMI model.safetensors")
     b.add_argument("--control", type=Path, required=True, help="no-memory control model.safetensors")
@@ -382,6 +425,9 @@ def main() -> None:
 
         save(load_enhancement_model().backbone, args.out, {"source": "tami bundled demo model"})
         print(f"wrote {args.out}")
+        return
+    if args.command == "tier-b-table":
+        print(tier_b_markdown(json.loads(args.result.read_text())))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "tier-a":
@@ -398,8 +444,7 @@ def main() -> None:
         result.update(model=str(args.tami), control=str(args.control), protocol=PROTOCOL["tier_b"],
                       **_environment(started))
         path = args.out / "tier_b.json"
-        print(json.dumps({k: result[k] for k in ("mean", "checks", "strata", "pass", "passed", "calibration")},
-                         indent=2))
+        print(tier_b_markdown(result))
     path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")
 
