@@ -363,30 +363,31 @@ def tier_b_markdown(result: dict[str, Any]) -> str:
     c, ok = result["checks"], result["pass"]
     verdict = {True: "pass", False: "**fail**"}
 
-    def interval(check: dict[str, Any], scale: float = 1.0, fmt: str = "{:+.1%}") -> str:
+    def interval(check: dict[str, Any], fmt: str = "{:+.1%}") -> str:
         low, high = check["interval"]
-        return f"{fmt.format(check['value'] * scale)} [{fmt.format(low * scale)}, {fmt.format(high * scale)}]"
+        return f"{fmt.format(check['value'])} [{fmt.format(low)}, {fmt.format(high)}]"
 
-    lines += ["", "| mark | value [95 % interval] | needed | result |", "|---|---|---|---|",
-              f"| B1 E_warp reduction vs control | {interval(c['ewarp_reduction'])} | ≥ 3 %, interval > 0 "
-              f"| {verdict[ok['B1_ewarp']]} |",
-              f"| B2 J reduction vs control | {interval(c['jitter_reduction'])} | ≥ 25 %, interval > 0 "
-              f"| {verdict[ok['B2_jitter']]} |",
-              f"| B3 PSNR, TAMI − control | {interval(c['psnr_vs_control_db'], fmt='{:+.2f}')} dB | ≥ −0.1 dB "
-              f"| {verdict[ok['B3_psnr']]} |",
-              f"| B4 PSNR, foreign memory − TAMI | {interval(c['foreign_psnr_db'], fmt='{:+.2f}')} dB | < 0, interval < 0 "
-              f"| {verdict[ok['B4_foreign']]} |",
-              f"| B5 no stratum worse than the backbone | see below | PSNR ≥ −0.1 dB, E_warp and MABD not higher "
-              f"| {verdict[ok['B5_strata']]} |",
-              "", "| stratum | clips | PSNR TAMI − backbone | E_warp TAMI / backbone | MABD TAMI / backbone | ok |",
+    db = "{:+.2f}"
+    marks = [("B1 E_warp reduction vs control", interval(c["ewarp_reduction"]), "≥ 3 %, interval > 0", "B1_ewarp"),
+             ("B2 J reduction vs control", interval(c["jitter_reduction"]), "≥ 25 %, interval > 0", "B2_jitter"),
+             ("B3 PSNR, TAMI − control", interval(c["psnr_vs_control_db"], db) + " dB", "≥ −0.1 dB", "B3_psnr"),
+             ("B4 PSNR, foreign memory − TAMI", interval(c["foreign_psnr_db"], db) + " dB", "< 0, interval < 0",
+              "B4_foreign"),
+             ("B5 no stratum worse than the backbone", "see below", "PSNR ≥ −0.1 dB, E_warp and MABD not higher",
+              "B5_strata")]
+    lines += ["", "| mark | value [95 % interval] | needed | result |", "|---|---|---|---|"]
+    lines += [f"| {name} | {value} | {needed} | {verdict[ok[key]]} |" for name, value, needed, key in marks]
+    lines += ["", "| stratum | clips | PSNR TAMI − backbone | E_warp TAMI / backbone | MABD TAMI / backbone | ok |",
               "|---|---:|---:|---:|---:|---|"]
     for name, st in result["strata"].items():
         b, t = st["backbone"], st["tami"]
         lines.append(f"| {name} | {st['clips']} | {t['psnr'] - b['psnr']:+.2f} dB | {t['ewarp'] / b['ewarp'] - 1:+.1%} "
                      f"| {t['mabd'] / b['mabd'] - 1:+.1%} | {'yes' if st['ok'] else '**no**'} |")
     if result.get("calibration"):
-        lines += ["", "Calibration (backbone arm against the paper's SDSD geometric mean, within a factor 10): " + ", ".join(
-            f"{m} {v['ratio']:.1f}× ({'ok' if v['ok'] else 'outside'})" for m, v in result["calibration"].items())]
+        ratios = ", ".join(f"{m} {v['ratio']:.1f}× ({'ok' if v['ok'] else 'outside'})"
+                           for m, v in result["calibration"].items())
+        lines += ["", "Calibration (backbone arm against the paper's SDSD geometric mean, within a factor 10): "
+                  + ratios]
     lines += ["", f"Tier B: **{'passed' if result['passed'] else 'failed'}**."]
     return "\n".join(lines)
 
@@ -409,11 +410,11 @@ def main() -> None:
     a.add_argument("--model", type=Path, required=True, help="exported model.safetensors (final EMA weights)")
     a.add_argument("--name", required=True, help="variant name for the result file (e.g. ref, centred)")
     b = sub.add_parser("tier-b", help="benchmark: five arms")
-    table = sub.add_parser("tier-b-table", help="print a tier_b.json as Markdown")
-    table.add_argument("result", type=Path)
     b.add_argument("--photos", type=Path, required=True, help="the photo pool's test folder")
     b.add_argument("--tami", type=Path, required=True, help="TAMI model.safetensors")
     b.add_argument("--control", type=Path, required=True, help="no-memory control model.safetensors")
+    table = sub.add_parser("tier-b-table", help="print a tier_b.json as Markdown")
+    table.add_argument("result", type=Path)
     for p in (a, b):
         p.add_argument("--out", type=Path, default=Path(__file__).with_name("memory_results"))
     args = parser.parse_args()
