@@ -25,7 +25,8 @@ selective attention keeps the ``floor(sqrt(N))`` largest logits per query. The o
 Resolution: the token grid is the injection map pooled by ``pool`` (cells of ``pool x pool``), shrunk further when it
 would exceed ``max_tokens``. Token coordinates are measured in units of an un-capped cell, so the positional
 bias means the same image distance at training crops and at full frames. Attention and bias are computed in
-chunks of ``chunk`` queries: the ``(B, heads, chunk, N)`` block is the largest temporary. The blocks run in
+chunks of ``chunk`` queries: the ``(B, heads, chunk, N)`` block is the largest temporary. When all queries fit one
+chunk, the weight-free parts of the bias (distances, photometric term) are computed once for all blocks. The blocks run in
 channels-last layout (fast depth-wise convolutions on CPU); the result is returned in the layout of ``z``.
 """
 
@@ -62,24 +63,33 @@ def head_decays(heads: int, heads_range: float) -> Tensor:
     return torch.log1p(-(2.0 ** (-(2.0 + heads_range * k / heads)))).float()
 
 
-def attention_bias(
-    coords_q: Tensor, coords: Tensor, prior_q: Tensor, prior: Tensor, decays: Tensor, weights: Tensor, alpha: float
-) -> Tensor:
-    """Distance + photometric attention bias for a chunk of queries.
+def bias_terms(coords_q: Tensor, coords: Tensor, prior_q: Tensor, prior: Tensor) -> tuple[Tensor, Tensor]:
+    """The learned-weight-free parts of the attention bias for a chunk of queries.
 
     Args:
         coords_q: ``(q, 2)`` query coordinates; coords: ``(N, 2)`` key coordinates.
         prior_q: ``(B, q)`` prior at the queries; prior: ``(B, N)`` at the keys; both in [0, 1].
-        decays: ``(heads,)`` negative head decays; weights: ``(2,)`` = ``(w0, w1)``; alpha: photometric scale.
 
     Returns:
-        ``(B, heads, q, N)``.
+        ``|g_i - g_j|`` ``(q, N)`` and ``|p_i - p_j| * -ln(1 - |p_i - p_j| + 1e-6)`` ``(B, q, N)``.
     """
-    dist = torch.cdist(coords_q, coords)  # (q, N)
+    dist = torch.cdist(coords_q, coords)
     diff = (prior_q[:, :, None] - prior[:, None, :]).abs()
-    photometric = diff * -torch.log1p(1e-6 - diff)
-    base = weights[0] * dist + (weights[1] * alpha) * photometric  # (B, q, N)
-    return decays.view(1, -1, 1, 1) * base.unsqueeze(1)
+    return dist, diff * -torch.log1p(1e-6 - diff)
+
+
+def head_free_bias(dist: Tensor, photometric: Tensor, weights: Tensor, alpha: float) -> Tensor:
+    """``w0 * dist + w1 * alpha * photometric`` ``(B, 1, q, N)`` from :func:`bias_terms`; times ``d_k`` it is the
+    bias of head ``k``."""
+    return (weights[0] * dist + (weights[1] * alpha) * photometric).unsqueeze(1)
+
+
+def attention_bias(
+    coords_q: Tensor, coords: Tensor, prior_q: Tensor, prior: Tensor, decays: Tensor, weights: Tensor, alpha: float
+) -> Tensor:
+    """Distance + photometric attention bias ``(B, heads, q, N)`` for a chunk of queries (shapes as in
+    :func:`bias_terms`; decays ``(heads,)`` negative head decays, weights ``(w0, w1)``, alpha photometric scale)."""
+    return decays.view(1, -1, 1, 1) * head_free_bias(*bias_terms(coords_q, coords, prior_q, prior), weights, alpha)
 
 
 class PhotometryAttention(nn.Module):
@@ -103,8 +113,11 @@ class PhotometryAttention(nn.Module):
         nn.init.orthogonal_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor, y: Tensor, prior: Tensor, coords: Tensor, chunk: int) -> Tensor:
-        """``x`` ``(B, E, h, w)``, ``y`` ``(B, E, h2, w2)``, prior ``(B, 1, h2, w2)``, coords ``(h2 * w2, 2)``."""
+    def forward(self, x: Tensor, y: Tensor, prior: Tensor, coords: Tensor, chunk: int,
+                terms: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``x`` ``(B, E, h, w)``, ``y`` ``(B, E, h2, w2)``, prior ``(B, 1, h2, w2)`` in [0, 1], coords
+        ``(h2 * w2, 2)``; ``terms``: the :func:`bias_terms` of all queries when they fit one chunk (shared by the
+        blocks, which see the same prior and grid)."""
         batch, dim, h, w = x.shape
         grid = tuple(y.shape[-2:])
         n = grid[0] * grid[1]
@@ -115,25 +128,26 @@ class PhotometryAttention(nn.Module):
         cos, sin = rope_tables(n, dim // self.heads, x.device, x.dtype)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         q = q * self.temperature.view(1, -1, 1, 1)
-        p = prior.detach().reshape(batch, n).clamp(0.0, 1.0)
+        p = prior.reshape(batch, n)
         top = min(n, max(1, math.isqrt(n)))
-        kt = k.transpose(-1, -2)
+        kt = k.transpose(-1, -2).contiguous()  # a transposed view makes the product about twice as slow on CPU
         flat_v = v.reshape(-1, v.shape[-1])  # (B * heads * N, d)
+        decays = self.decays.view(1, -1, 1, 1)
         offsets = (torch.arange(batch * self.heads, device=x.device) * n).view(batch, self.heads, 1, 1)
         outs = []
         for start in range(0, n, max(1, chunk)):
             stop = min(n, start + chunk)
-            bias = attention_bias(
-                coords[start:stop], coords, p[:, start:stop], p, self.decays, self.prior_weight, self.alpha
-            )
-            logits = torch.matmul(q[:, :, start:stop], kt) + bias  # (B, heads, q, N)
+            chunk_terms = terms if terms is not None else bias_terms(coords[start:stop], coords, p[:, start:stop], p)
+            base = head_free_bias(*chunk_terms, self.prior_weight, self.alpha)
+            logits = torch.addcmul(torch.matmul(q[:, :, start:stop], kt), decays, base)  # (B, heads, q, N)
             if top >= n:
                 outs.append(torch.matmul(logits.softmax(-1), v))
                 continue
-            best, index = logits.topk(top, dim=-1)
+            best, index = logits.topk(top, dim=-1, sorted=False)  # the order of the kept logits does not matter
             picked = flat_v.index_select(0, (index + offsets).reshape(-1)).view(*index.shape, -1)
             outs.append(torch.matmul(best.softmax(-1).unsqueeze(-2), picked).squeeze(-2))
         attn = torch.cat(outs, dim=2).transpose(-1, -2).reshape(batch, dim, *grid)
+        attn = attn.contiguous(memory_format=torch.channels_last)  # keeps the full-size sum channels-last (fast 1x1)
         return self.out(resize_to(attn, (h, w)) + lepe)
 
 
@@ -178,13 +192,15 @@ class IGFEBlock(nn.Module):
         self.ffn = GatedFFN(dim, ffn_expansion)
         self.conv_out = Pointwise(dim, channels)
 
-    def forward(self, x: Tensor, cue: Tensor, prior: Tensor, coords: Tensor, chunk: int) -> Tensor:
-        """``x`` ``(B, C, h, w)``; cue ``(B, illu_dim, h2, w2)`` and prior ``(B, 1, h2, w2)`` on the token grid."""
+    def forward(self, x: Tensor, cue: Tensor, prior: Tensor, coords: Tensor, chunk: int,
+                terms: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``x`` ``(B, C, h, w)``; cue ``(B, illu_dim, h2, w2)`` and prior ``(B, 1, h2, w2)`` (in [0, 1]) on the
+        token grid; ``terms`` as in :meth:`PhotometryAttention.forward`."""
         x = self.conv_in(x)
         y = self.conv_cue(cue)
         x = x + self.cpe_x(x)
         y = y + self.cpe_y(y)
-        x = x + self.attn(self.norm_x(x), self.norm_y(y), prior, coords, chunk)
+        x = x + self.attn(self.norm_x(x), self.norm_y(y), prior, coords, chunk, terms)
         x = x + self.ffn(self.norm_ffn(x))
         return self.conv_out(x)
 
@@ -239,12 +255,15 @@ class IGFE(nn.Module):
         grid = self.token_grid(h, w)
         # channels-last: depth-wise convolutions are several times faster on CPU in this layout
         cl = torch.channels_last
-        cue, prior = resize_to(cue, grid).contiguous(memory_format=cl), resize_to(prior, grid)
+        cue = resize_to(cue, grid).contiguous(memory_format=cl)
+        prior = resize_to(prior, grid).detach().clamp(0.0, 1.0)  # steers the attention bias only, without gradient
         rows = torch.arange(grid[0], device=z.device, dtype=z.dtype) * (h / grid[0] / self.pool)
         cols = torch.arange(grid[1], device=z.device, dtype=z.dtype) * (w / grid[1] / self.pool)
         coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
+        flat = prior.reshape(prior.shape[0], -1)
+        terms = bias_terms(coords, coords, flat, flat) if flat.shape[1] <= self.chunk else None  # one chunk: share
         x = z.contiguous(memory_format=cl)
         for block in self.blocks:
-            x = block(x, cue, prior, coords, self.chunk)
+            x = block(x, cue, prior, coords, self.chunk, terms)
         layout = cl if z.is_contiguous(memory_format=cl) and not z.is_contiguous() else torch.contiguous_format
         return torch.addcmul(z, self.gamma, x).contiguous(memory_format=layout)
