@@ -26,8 +26,8 @@ Resolution: the token grid is the injection map pooled by ``pool`` (cells of ``p
 would exceed ``max_tokens``. Token coordinates are measured in units of an un-capped cell, so the positional
 bias means the same image distance at training crops and at full frames. Attention and bias are computed in
 chunks of ``chunk`` queries: the ``(B, heads, chunk, N)`` block is the largest temporary. When all queries fit one
-chunk, the weight-free parts of the bias (distances, photometric term) are computed once for all blocks. The blocks run in
-channels-last layout (fast depth-wise convolutions on CPU); the result is returned in the layout of ``z``.
+chunk, the weight-free parts of the bias (distances, photometric term) are computed once for all blocks. The blocks
+run in channels-last layout (fast depth-wise convolutions on CPU); the result is returned in the layout of ``z``.
 """
 
 from __future__ import annotations
