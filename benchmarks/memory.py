@@ -67,6 +67,18 @@ Tier A, round 6 (registered 2026-12-02 after round 5 was judged, before any roun
     model shipped before issue 14 (Retinexformer n_feat 16 trained on v1 data), which the retrained bundled model
     replaces. Nothing is selected by this round: the bundled recipe stays round 5's whatever it scores.
 
+Tier A, round 7 (registered 2026-12-02 after round 6 was judged, before any round-7 run): round 6 with
+    ``recurrent: false`` (``configs/memory_probe_r7.yaml``, run ``probe_r7``): every frame starts from a zero hidden
+    state, so the memory read is the adapter's only path from earlier frames; same backbone and cells, 2,000
+    steps, final EMA weights, judged like rounds 1-6. Why (validation clips only, inference-time ablations of
+    round 6's model and of the bundled TAMI at step 2,400): zeroing only the carried hidden state gives the
+    stateless result and emptying only the memory read gives the memory result, so the whole temporal effect runs
+    through the hidden state, a position-locked recurrence without motion compensation, which costs 1-2 dB on
+    moving clips. Selection: when ``probe_r7`` has finished, Tier A runs on the validation photographs for rounds 6
+    and 7 (``--photos PHOTOS/val``); if round 7's PSNR gain there is the larger, ``configs/bundled_video.yaml`` takes
+    ``recurrent: false`` and the bundled TAMI's video stage is trained again (its control, ``memory_frames 0``,
+    carries no hidden state either way and stays); otherwise the bundled recipe stays round 5's.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
@@ -138,6 +150,11 @@ PROTOCOL: dict[str, Any] = {
                      "backbone": "the retrained bundled backbone (tools/choose_backbone.py), its 8-pixel cells",
                      "weights": "final EMA"},
         "selection": "none: the bundled recipe stays round 5's",
+    },
+    "tier_a_round7": {
+        "training": {"config": "configs/memory_probe_r7.yaml", "iterations": 2000, "variants": ["r7"],
+                     "backbone": "as round 6", "weights": "final EMA"},
+        "selection": "validation Tier A gain of round 7 > round 6's: bundled TAMI retrained with recurrent: false",
     },
     "tier_b": {
         "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",

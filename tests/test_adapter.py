@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -156,6 +157,26 @@ def test_memory_never_exceeds_k_frames_and_pins_first():
             model.icmem.lq_encoder(model.backbone.encode(frames[0]).key)
         ).flatten(2).transpose(1, 2)
     torch.testing.assert_close(state.memory.keys[:, 0], first_key)
+
+
+def test_non_recurrent_adapter_reaches_earlier_frames_only_through_the_memory():
+    frames = torch.rand(3, 1, 3, 16, 16)
+    outs = {}
+    for recurrent in (True, False):
+        torch.manual_seed(0)
+        model = TAMI(ToyBackbone(), small_config(recurrent=recurrent)).eval()
+        torch.nn.init.normal_(model.igfe.gamma, std=0.5)  # make the adapter matter
+        with torch.no_grad():
+            state = model.init_state(1)
+            for t in range(2):
+                _, state, _ = model.step(frames[t], state)
+            other = copy.deepcopy(state)
+            other.hidden = torch.randn_like(other.hidden)  # a different past in the hidden state alone
+            out, _, _ = model.step(frames[2], state)
+            scrambled, _, _ = model.step(frames[2], other)
+        outs[recurrent] = (out, scrambled)
+    assert not torch.allclose(*outs[True])  # the reference carries the hidden state into the next frame
+    torch.testing.assert_close(*outs[False], rtol=0, atol=0)
 
 
 def _rss_bytes() -> int:

@@ -44,6 +44,10 @@ class TAMIConfig:
         illumination: the illumination map stored in memory and read back as the prior: ``"learned"`` (the paper's
             IEnc, trained by L_IM only) or ``"luma"`` (the reference code's parameter-free ``brightness`` version,
             Rec. 709 luma: a gain on the written frame reaches the prior in full).
+        recurrent: carry the hidden state from frame to frame (the reference). False (a deviation): every frame
+            starts from a zero hidden state, so the memory read is the adapter's only path from earlier frames (the
+            hidden state is a position-locked recurrence with no motion compensation; ``benchmarks/memory.py``,
+            Tier A round 7).
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
         query_chunk: queries per retrieval/attention chunk (bounds temporary memory).
@@ -68,6 +72,7 @@ class TAMIConfig:
     retrieval: str = "distance"
     retrieval_scale: float = 10.0
     illumination: str = "learned"
+    recurrent: bool = True
     memory_scale: float = 1.0
     memory_max_tokens: int | None = 4096
     query_chunk: int = 1024

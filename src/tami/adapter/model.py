@@ -250,7 +250,8 @@ class TAMI(nn.Module):
                                          centred=cfg.retrieval == "centred")
         else:
             prior = f_ls.new_zeros(f_ls.shape[0], 1, *grid)
-        hidden = state.hidden if state.hidden is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)
+        carried = state.hidden if cfg.recurrent else None  # not recurrent: the state keeps it only for its size
+        hidden = carried if carried is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)
         f_en, hidden = icmem.illu_refiner(f_ls, prior, hidden)
         out = backbone.decode(enc, adapt=lambda z: self.igfe(z, f_en, prior))
         aux = FrameAux(f_ls=f_ls, key=key, prior=prior, memory_frames=frames_in_memory)
