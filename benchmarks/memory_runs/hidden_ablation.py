@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from memory import _array, _chw, _tensor  # noqa: E402
+from memory import _array, _chw, _tensor, run_arm as protocol_arm  # noqa: E402
 from tami.adapter import TAMI  # noqa: E402
 from tami.adapter.io import load_model  # noqa: E402
 from tami.adapter.memory import KVMemory  # noqa: E402
@@ -46,8 +46,8 @@ def load(spec: str) -> TAMI:
 
 @torch.inference_mode()
 def run_arm(model: TAMI, lq: np.ndarray, gt: np.ndarray, arm: str) -> np.ndarray:
-    if arm == "backbone":
-        return np.stack([_array(model.backbone(_tensor(frame))) for frame in lq])
+    if arm in ("backbone", "stateless", "memory"):  # the protocol's own arms
+        return protocol_arm(model, lq, "tami" if arm == "memory" else arm)
     cfg = model.config
 
     def fresh_memory() -> KVMemory:
@@ -55,9 +55,7 @@ def run_arm(model: TAMI, lq: np.ndarray, gt: np.ndarray, arm: str) -> np.ndarray
 
     state, outs = StreamState(fresh_memory()), []
     for t, frame in enumerate(lq):
-        if arm == "stateless":
-            state = StreamState(fresh_memory())
-        elif arm == "nohidden":
+        if arm == "nohidden":
             state.hidden = None
         elif arm == "hiddenonly":
             state.memory = fresh_memory()
@@ -70,7 +68,7 @@ def run_arm(model: TAMI, lq: np.ndarray, gt: np.ndarray, arm: str) -> np.ndarray
                 return f_hp, model.icmem.illu_encoder(resize_to(truth, grid), grid, frozen=True)
 
             state.memory.read = oracle_read.__get__(state.memory)
-        out, state, _ = model.step(_tensor(frame), state, write=arm != "stateless")
+        out, state, _ = model.step(_tensor(frame), state)
         outs.append(_array(out))
     return np.stack(outs)
 
