@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tami.backbones.base import Backbone, Encoded
+from tami.data.synthetic import synth_options
 from tami.demo import DEMO_DEGRADATION, heldout_clip, score
 from tami.bundled import load_enhancement_model
 from tami.metrics import FlowCache
@@ -122,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="bundled name or model file (default: bundled)")
     parser.add_argument("--clips", type=int, default=8)
-    parser.add_argument("--flicker", type=float, default=DEMO_DEGRADATION["flicker"],
+    parser.add_argument("--flicker", type=float, default=synth_options(**DEMO_DEGRADATION).flicker,
                         help="exposure flicker of the clips (default: the recipe's)")
     parser.add_argument("--history", type=float, default=0.5, help="weight of the warped history (0-1)")
     args = parser.parse_args()

@@ -85,7 +85,7 @@ def test_backbone_files_and_official_checkpoints_run_backbone_only(files: dict[s
                                     "weights; use {root}/run/export/model.safetensors"),
         ("run/export/adapter.safetensors", "is an adapter alone, without its backbone; pass the model file exported "
                                            "beside it ({root}/run/export/model.safetensors)"),
-        ("nowhere", "no bundled model 'nowhere' (bundled: demo)"),
+        ("nowhere", "no bundled model 'nowhere' (bundled: demo, demo_control)"),
         ("clip", "folder {root}/clip is not a training run"),
     ],
 )

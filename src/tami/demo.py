@@ -41,8 +41,9 @@ from .timeslice import SliceLine, save_time_slices, time_slices
 
 logger = logging.getLogger(__name__)
 
-# The degradations of the demo recipe (configs/demo_*.yaml): held-out clips must look like the training data.
-DEMO_DEGRADATION: dict[str, Any] = {"preset": "v1", "exposure": (0.03, 0.3), "flicker": 0.1, "color_cast": 0.05}
+# The degradations of the bundled model's training data (configs/bundled_*.yaml, synthetic preset v2): held-out
+# clips must look like the training data.
+DEMO_DEGRADATION: dict[str, Any] = {"preset": "v2"}
 HELDOUT_SEED = 10_000  # training recipes use seeds below 1,000
 #: Runs of the demo (file stem) and their labels on the side-by-side panels, in panel order.
 PANEL_LABELS = {"backbone": "backbone", "control": "control", "tami": "TAMI"}
