@@ -79,6 +79,18 @@ Tier A, round 7 (registered 2026-12-02 after round 6 was judged, before any roun
     ``recurrent: false`` and the bundled TAMI's video stage is trained again (its control, ``memory_frames 0``,
     carries no hidden state either way and stays); otherwise the bundled recipe stays round 5's.
 
+Bundled recipe, revision 2 (registered 2026-12-02 after Tier B judged recipe 1's pair and round 7 was judged and
+    selected, before any revision-2 run). Outcomes so far: Tier B of recipe 1's pair failed every mark (TAMI below
+    both the control and the backbone); round 7 failed Tier A on test (-0.06 dB, slope 0.47) and won the selection
+    on validation (+0.03 dB against round 6's -0.39), so ``recurrent: false`` enters the recipe. Change: on top of
+    that, ``data.synthetic.videos`` 78 -> 1,248 (32 clips per training photograph, same generator, seed and
+    sizes). Why (training and validation clips only): recipe 1's control and TAMI beat the backbone by 1.9 and
+    0.8 dB on 12 of their training videos and fell 0.5 and 0.8 dB below it on the validation videos; the
+    control's validation PSNR peaked at step 1,500 and fell after. Both TAMI and the control are trained again
+    with the revised ``configs/bundled_video.yaml`` by ``tools/train_bundled.sh`` (4,000 steps, final EMA
+    weights, installed whatever they score), and Tier B runs again, unchanged, on the new pair
+    (``--out benchmarks/memory_results/bundled_r2``). Recipe 1's result stays in ``memory_results/tier_b.json``.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
@@ -155,6 +167,11 @@ PROTOCOL: dict[str, Any] = {
         "training": {"config": "configs/memory_probe_r7.yaml", "iterations": 2000, "variants": ["r7"],
                      "backbone": "as round 6", "weights": "final EMA"},
         "selection": "validation Tier A gain of round 7 > round 6's: bundled TAMI retrained with recurrent: false",
+    },
+    "bundled_r2": {
+        "training": {"config": "configs/bundled_video.yaml", "changes": {"recurrent": False, "videos": [78, 1248]},
+                     "runs": ["tami", "control"], "iterations": 4000, "weights": "final EMA, installed"},
+        "judged_by": "tier_b, unchanged",
     },
     "tier_b": {
         "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",
