@@ -1,4 +1,4 @@
-"""The bundled model's memory does its job: what it reads changes what it outputs (issue 14)."""
+"""The bundled model reads its memory: what the memory holds changes what it outputs (issue 14)."""
 
 from __future__ import annotations
 
