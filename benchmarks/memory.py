@@ -91,6 +91,17 @@ Bundled recipe, revision 2 (registered 2026-12-02 after Tier B judged recipe 1's
     weights, installed whatever they score), and Tier B runs again, unchanged, on the new pair
     (``--out benchmarks/memory_results/bundled_r2``). Recipe 1's result stays in ``memory_results/tier_b.json``.
 
+Bundled recipe, revision 2 stopped; auxiliary-loss ablation (registered 2026-12-02 before the ablation runs).
+    Revision 2's TAMI was stopped at step 629 (record kept): at step 500 its validation PSNR was again 1.2 dB under
+    the control's (26.51 against 27.68) and its training Charbonnier rose from 0.034 (steps 1-200) to 0.046
+    (401-600) while the auxiliary terms fell from 0.97 to 0.38, the control's staying at 0.036, as in recipe 1.
+    The auxiliary terms (L_SM centred, L_I3A, L_IM), at the reference weight 1, are 10-25 times the reconstruction
+    term and only TAMI has them. Ablation: revision 2's TAMI recipe with the three auxiliary weights all 0.1
+    (``abl_aux01``) and all 0 (``abl_aux0``), same seed and 4,000-step schedule, stopped after the step-500
+    validation; revision 2's own run is the weight-1 arm. Rule: revision 3 takes the weight with the highest
+    step-500 validation PSNR, the larger weight when within 0.1 dB. The control is unaffected (no memory, no
+    auxiliary terms) and keeps training; revision 3's TAMI then trains 4,000 steps and Tier B runs unchanged.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
