@@ -101,6 +101,11 @@ Bundled recipe, revision 2 stopped; auxiliary-loss ablation (registered 2026-12-
     validation; revision 2's own run is the weight-1 arm. Rule: revision 3 takes the weight with the highest
     step-500 validation PSNR, the larger weight when within 0.1 dB. The control is unaffected (no memory, no
     auxiliary terms) and keeps training; revision 3's TAMI then trains 4,000 steps and Tier B runs unchanged.
+    Outcome (validation, step 500): weights 1 26.51 dB, 0.1 27.74 dB, 0 27.68 dB (control 27.68); revision 3
+    takes 0.1 (``configs/bundled_video.yaml``). Its TAMI run is the ``abl_aux01`` arm continued to 4,000 steps
+    (the same configuration, seed and schedule from step 0; renamed ``bundled_video_tami``); the control is
+    revision 2's; Tier B on the pair with ``--out benchmarks/memory_results/bundled_r3``. The pair is installed
+    whatever it scores.
 
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
@@ -182,6 +187,13 @@ PROTOCOL: dict[str, Any] = {
     "bundled_r2": {
         "training": {"config": "configs/bundled_video.yaml", "changes": {"recurrent": False, "videos": [78, 1248]},
                      "runs": ["tami", "control"], "iterations": 4000, "weights": "final EMA, installed"},
+        "judged_by": "tier_b, unchanged",
+    },
+    "bundled_r3": {
+        "training": {"config": "configs/bundled_video.yaml", "changes": {"auxiliary_weights": [1.0, 0.1]},
+                     "selection": "highest step-500 validation PSNR of weights 1 / 0.1 / 0, larger within 0.1 dB",
+                     "runs": ["tami (abl_aux01 continued)", "control (revision 2's)"], "iterations": 4000,
+                     "weights": "final EMA, installed"},
         "judged_by": "tier_b, unchanged",
     },
     "tier_b": {
