@@ -83,6 +83,11 @@ def run_clip(model: TAMI, lq: Tensor, gt: Tensor, arm: str, shift: float = 0.0, 
     return torch.stack(outs)
 
 
+def to_tensor(video: np.ndarray) -> Tensor:
+    """``(T, H, W, 3)`` float frames as a ``(T, 3, H, W)`` tensor."""
+    return torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float()
+
+
 def clips(photos: Path, count: int, seed: int, size: int, frames: int) -> list[tuple[Tensor, Tensor]]:
     """``count`` Tier A-style clips ``(lq, gt)`` of ``(T, 3, H, W)`` from the photographs in ``photos``."""
     images = load_sources(photos)
@@ -91,8 +96,7 @@ def clips(photos: Path, count: int, seed: int, size: int, frames: int) -> list[t
         _, image = images[i % len(images)]
         clip = synthesize(image, frames=frames, size=(size, size), seed=seed + i, preset="v2",
                           target_gain=(0.8, 1.25))
-        to = (lambda v: torch.from_numpy(np.ascontiguousarray(v)).permute(0, 3, 1, 2).float())
-        out.append((to(clip.lq), to(clip.gt)))
+        out.append((to_tensor(clip.lq), to_tensor(clip.gt)))
     return out
 
 
