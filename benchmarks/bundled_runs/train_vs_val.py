@@ -15,20 +15,19 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from memory import _chw, run_arm  # noqa: E402
 from tami.adapter.io import load_model  # noqa: E402
+from tami.data.video import list_frames, read_image  # noqa: E402
 from tami.metrics import psnr  # noqa: E402
 
 
 def load_video(folder: Path) -> np.ndarray:
-    """``(T, H, W, 3)`` float32 RGB frames of a folder of PNGs."""
-    frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(folder.glob("*.png"))]
-    return np.stack(frames).astype(np.float32) / 255
+    """``(T, H, W, 3)`` float32 RGB frames of a frame folder."""
+    return np.stack([read_image(f) for f in list_frames(folder)])
 
 
 def mean_psnr(pred: np.ndarray, gt: np.ndarray) -> float:

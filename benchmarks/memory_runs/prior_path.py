@@ -14,19 +14,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
 from tami.adapter.io import load_model
+from tami.data.video import list_frames, read_image
 from tami.train.diagnostics import PRIOR_SHIFT, run_stream
 
 
 def load_clip(folder: Path) -> Tensor:
-    """``(T, 3, H, W)`` float frames of a folder of PNGs."""
-    frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(folder.glob("*.png"))]
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    """``(T, 3, H, W)`` float frames of a frame folder."""
+    return torch.from_numpy(np.stack([read_image(f) for f in list_frames(folder)])).permute(0, 3, 1, 2)
 
 
 def main() -> None:
