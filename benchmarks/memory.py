@@ -107,6 +107,22 @@ Bundled recipe, revision 2 stopped; auxiliary-loss ablation (registered 2026-12-
     revision 2's; Tier B on the pair with ``--out benchmarks/memory_results/bundled_r3``. The pair is installed
     whatever it scores.
 
+Tier A, round 8 (registered 2026-12-02 after round 7 was judged and diagnosed on validation and training clips,
+    before any round-8 run): the bundled recipe as it stands (revision 3: round 7's architecture, 1,248 training
+    videos, auxiliary weights 0.1) on Tier A's gained training clips with the brightness anchor
+    (``brightness_anchor: true``, ``tami.adapter.anchor``: the retrieved prior also scales the output relative to
+    the output's own luma, ``out * exp(head(ln P - ln L(out)))``, the head zero at first);
+    ``configs/memory_probe_r8.yaml``, run ``probe_r8_anchor``; and the same without the anchor
+    (``--set model.adapter_options.brightness_anchor=false``, run ``probe_r8_plain``), which attributes the
+    result. Same backbone and cells as rounds 6-7, 2,000 steps, final EMA weights, each arm judged like rounds 1-7.
+    Why: fine-tuned with a perfect prior (the frame's ground-truth luma), round 7's model did not learn to follow
+    it, nor did a direct linear path from the log prior, though an injection map optimised per frame carries 95 %
+    of a gain; in absolute terms the log prior is ln g under the scene's log luminance, relative to the output it
+    is ln g plus the output's own error. Selection (validation photographs only): if ``probe_r8_anchor``'s Tier A
+    PSNR gain there exceeds both round 7's (+0.03 dB) and ``probe_r8_plain``'s, the bundled recipe takes the
+    anchor (revision 4: the bundled TAMI's video stage trained again, 4,000 steps, the control unchanged, Tier B
+    again with ``--out benchmarks/memory_results/bundled_r4``); otherwise it stays revision 3.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
@@ -195,6 +211,12 @@ PROTOCOL: dict[str, Any] = {
                      "runs": ["tami (abl_aux01 continued)", "control (revision 2's)"], "iterations": 4000,
                      "weights": "final EMA, installed"},
         "judged_by": "tier_b, unchanged",
+    },
+    "tier_a_round8": {
+        "training": {"config": "configs/memory_probe_r8.yaml", "iterations": 2000,
+                     "variants": ["anchor", "plain (brightness_anchor false)"], "backbone": "as round 6",
+                     "weights": "final EMA"},
+        "selection": "validation Tier A gain of anchor > round 7's and > plain's: bundled revision 4 takes the anchor",
     },
     "tier_b": {
         "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",

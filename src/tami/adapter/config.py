@@ -48,6 +48,9 @@ class TAMIConfig:
             starts from a zero hidden state, so the memory read is the adapter's only path from earlier frames (the
             hidden state is a position-locked recurrence with no motion compensation; ``benchmarks/memory.py``,
             Tier A round 7).
+        brightness_anchor: also apply the prior to the output relative to the output's own brightness (a
+            deviation: :mod:`tami.adapter.anchor`, ``benchmarks/memory.py`` Tier A round 8); needs ``illumination
+            "luma"``, whose prior is in the output's luma units.
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
         query_chunk: queries per retrieval/attention chunk (bounds temporary memory).
@@ -73,6 +76,7 @@ class TAMIConfig:
     retrieval_scale: float = 10.0
     illumination: str = "learned"
     recurrent: bool = True
+    brightness_anchor: bool = False
     memory_scale: float = 1.0
     memory_max_tokens: int | None = 4096
     query_chunk: int = 1024
@@ -99,6 +103,9 @@ class TAMIConfig:
         if self.illumination not in ILLUMINATIONS:
             raise InputError(f"TAMIConfig.illumination must be one of {', '.join(ILLUMINATIONS)}, "
                              f"got {self.illumination!r}")
+        if self.brightness_anchor and self.illumination != "luma":
+            raise InputError("TAMIConfig.brightness_anchor compares the prior with the output's luma and needs "
+                             f"illumination 'luma', got {self.illumination!r}; set illumination: luma")
         if not 0 < self.retrieval_scale <= MAX_RETRIEVAL_SCALE:
             raise InputError(f"TAMIConfig.retrieval_scale must be in (0, {MAX_RETRIEVAL_SCALE:g}], "
                              f"got {self.retrieval_scale}")

@@ -22,6 +22,8 @@ Computed at every validation of a stage-``video`` run when ``val.diagnostics`` i
   ``diag/grad_norm_igfe``: the IGFE's norm itself. ``diag/grad_ratio_recon``: the same ratio for the
   reconstruction terms of the loss alone - ``L_SM`` feeds LEnc and HEnc directly, so the training-loss ratio can
   look healthy while no reconstruction gradient reaches the memory (the failure this guards against).
+  ``diag/grad/anchor``: the brightness anchor's norm relative to the IGFE's (models with ``brightness_anchor``),
+  kept out of ``grad_ratio`` so that the ratio means the same with and without it.
 
 Nothing here changes training: gradients come from :func:`torch.autograd.grad` (``.grad`` and the optimizer are not
 touched) and the global random state (``L_SM`` draws its earlier frame from it) is restored afterwards, so a run's
@@ -124,6 +126,8 @@ def gradient_norms(stage: Any, lq: Tensor, gt: Tensor, *, step: int, seed: int,
     model: TAMI = stage.model
     groups = {name: getattr(model.icmem, name) for name in MEMORY_MODULES}
     groups["igfe"] = model.igfe
+    if model.anchor is not None:
+        groups["anchor"] = model.anchor
     named = {name: [p for p in module.parameters() if p.requires_grad] for name, module in groups.items()}
     params = [p for ps in named.values() for p in ps]
     was_training = model.training
@@ -233,10 +237,13 @@ def memory_diagnostics(
     for kind, suffix in (("training", ""), ("reconstruction", "_recon")):
         part = dict(norms[kind])
         igfe = part.pop("igfe")
+        anchor = part.pop("anchor", None)
         out[f"diag/grad_ratio{suffix}"] = _ratio(math.sqrt(sum(v * v for v in part.values())), igfe)
         if kind == "training":
             out["diag/grad_norm_igfe"] = igfe
             out.update({f"diag/grad/{name}": _ratio(value, igfe) for name, value in part.items()})
+            if anchor is not None:
+                out["diag/grad/anchor"] = _ratio(anchor, igfe)
     return out
 
 

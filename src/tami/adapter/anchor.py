@@ -1,0 +1,62 @@
+"""The brightness anchor: the memory's illumination prior applied to the output relative to the output's own brightness.
+
+A deviation from the paper (``TAMIConfig.brightness_anchor``; off in the paper presets). The reference hands the
+retrieved prior ``P`` to the refiner and the IGFE in absolute terms, so the signal a clip's exposure leaves in it
+(a factor ``g`` on the whole clip) is a small shift of ``ln P`` under the scene's own luminance, which varies
+several times more across a frame; seven registered Tier A rounds (``benchmarks/memory.py``) never taught that
+path to follow ``g``, nor did 300 fine-tuning steps with a perfect prior. The anchor gives the prior relative to
+the frame: on the working grid,
+
+    d = clamp(ln(P + eps) - ln(L(out) + eps), -ln 4, ln 4),   L = Rec. 709 luma of the output, area-resized,
+    c = head([d, mean(d)]),   out' = out * exp(upsample(c)),
+
+with ``head`` a linear map of ``[d, mean(d)]`` plus a small convolutional branch, its output layer zero at first,
+so a fresh anchor leaves the output unchanged bit for bit. ``d`` is zero where the output is already as bright as
+the memory says, so the gradient that teaches the head to follow it is not buried in scene content; ``mean(d)``
+gives a clip-wide exposure cue that survives motion, the per-cell ``d`` a local one the convolutions can trust or
+not. Frames that read an empty memory are left as they are (the model does not call the anchor).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..frames import LUMA_709
+from .ops import resize_to
+
+#: Offset inside the logarithms (linear units of [0, 1] frames): keeps dark cells from dominating ``d``.
+EPS = 0.01
+#: Bound on ``|d|``: a memory at most four times brighter or darker than the frame counts in full.
+MAX_LOG_RATIO = math.log(4.0)
+
+
+class BrightnessAnchor(nn.Module):
+    """``(out, prior) -> out * exp(c)``, ``c`` a per-cell log gain computed from the prior relative to ``out``.
+
+    Args:
+        hidden: channels of the convolutional branch.
+    """
+
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.branch = nn.Conv2d(2, hidden, 3, padding=1)
+        self.to_gain = nn.Conv2d(2 + hidden, 1, 3, padding=1)
+        nn.init.zeros_(self.to_gain.weight)
+        nn.init.zeros_(self.to_gain.bias)
+
+    def log_ratio(self, out: Tensor, prior: Tensor) -> Tensor:
+        """``d`` ``(B, 1, h, w)``: log of the prior over the output's luma on the prior's grid, bounded."""
+        small = resize_to(out.clamp(0.0, 1.0), tuple(prior.shape[-2:]))
+        luma = (small * small.new_tensor(LUMA_709).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        return (torch.log(prior + EPS) - torch.log(luma + EPS)).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+
+    def forward(self, out: Tensor, prior: Tensor) -> Tensor:
+        """Anchor ``out`` ``(B, 3, H, W)`` to the ``prior`` ``(B, 1, h, w)`` read from a non-empty memory."""
+        d = self.log_ratio(out, prior)
+        x = torch.cat([d, d.mean((2, 3), keepdim=True).expand_as(d)], 1)
+        gain = self.to_gain(torch.cat([x, F.gelu(self.branch(x))], 1))
+        return out * torch.exp(resize_to(gain, tuple(out.shape[-2:])))

@@ -1,0 +1,107 @@
+"""The brightness anchor (``brightness_anchor``): identity at init, follows the memory when trained, learns to."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
+
+from tami.adapter import TAMI
+from tami.adapter.anchor import EPS
+from tami.adapter.io import load_adapter, save_adapter
+from tami.errors import InputError
+from tami.frames import LUMA_709
+
+
+def _anchored(**overrides) -> TAMI:
+    torch.manual_seed(0)
+    return TAMI(ToyBackbone(), small_config(illumination="luma", brightness_anchor=True, **overrides))
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    return (x * x.new_tensor(LUMA_709).view(1, 3, 1, 1)).sum(1).mean()
+
+
+def test_fresh_anchor_leaves_the_output_unchanged():
+    model = _anchored().eval()
+    plain = TAMI(ToyBackbone(), small_config(illumination="luma"))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("anchor.")})
+    lq = torch.rand(1, 4, 3, 16, 24)
+    with torch.no_grad():
+        assert torch.equal(model.forward_clip(lq)[0], plain.eval().forward_clip(lq)[0])
+
+
+def test_anchor_needs_the_luma_prior():
+    with pytest.raises(InputError, match="brightness_anchor .* needs illumination 'luma'.*set illumination: luma"):
+        small_config(brightness_anchor=True)
+
+
+def test_anchor_with_unit_weight_on_the_mean_ratio_matches_the_memory_brightness():
+    model = _anchored().eval()
+    with torch.no_grad():
+        model.anchor.to_gain.weight[0, 1, 1, 1] = 1.0  # c = mean(d): a global gain to the memory's brightness
+        frame = torch.full((1, 3, 16, 16), 0.2)
+        state = model.init_state(1)
+        base, _, _ = model.step(frame, state, write=False)  # empty memory: the anchor is not applied
+        gain = 1.5
+        state = model.init_state(1)
+        model.step(frame, state, gt=(gain * base).clamp(0, 1))  # the memory holds a frame `gain` times brighter
+        out, _, _ = model.step(frame, state, write=False)
+    # the toy backbone's output is near uniform, so d is the same in every cell: out = base * (P + eps) / (L + eps)
+    expected = (gain * _luma(base) + EPS) / (_luma(base) + EPS)
+    assert _luma(out) / _luma(base) == pytest.approx(float(expected), rel=2e-2)
+    assert _luma(out) / _luma(base) > 1.4
+
+
+def test_anchor_learns_a_clip_gain_only_the_memory_knows():
+    """The failure behind seven Tier A rounds: a scalar prior that carries the gain must turn into brightness."""
+    model = _anchored(memory_frames=2)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("anchor."))
+    optim = torch.optim.Adam(model.anchor.parameters(), lr=0.01)
+    torch.manual_seed(1)
+
+    def smooth_frames(generator: torch.Generator | None = None) -> torch.Tensor:
+        coarse = torch.rand(3, 3, 4, 4, generator=generator)
+        return torch.nn.functional.interpolate(coarse, size=(16, 16), mode="bilinear")[None] * 0.5 + 0.1
+
+    def clip(gain: float, lq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        lq = smooth_frames() if lq is None else lq
+        with torch.no_grad():
+            plain = torch.stack([model.backbone(lq[:, t]) for t in range(3)], 1)
+        return lq, (gain * plain).clamp(0, 1)
+
+    def slope() -> float:
+        logs, fixed = [], smooth_frames(torch.Generator().manual_seed(9))
+        with torch.no_grad():
+            for gain in (0.8, 1.25):
+                lq, gt = clip(gain, fixed)
+                mask = torch.tensor([[True, False, False]])
+                out, _ = model.forward_clip(lq, gt, teacher_mask=mask)
+                logs.append(math.log(_luma(out[:, 2]) / _luma(gt[:, 2] / gain)))
+        return (logs[1] - logs[0]) / (math.log(1.25) - math.log(0.8))
+
+    assert abs(slope()) < 1e-4  # at init the output ignores the memory
+    model.train()
+    for _ in range(250):
+        gain = float(torch.empty(1).uniform_(math.log(0.8), math.log(1.25)).exp())
+        lq, gt = clip(gain)
+        mask = torch.tensor([[True, False, False]])
+        out, _ = model.forward_clip(lq, gt, teacher_mask=mask)
+        loss = (out[:, 1:] - gt[:, 1:]).abs().mean()
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    model.eval()
+    assert slope() > 0.5
+
+
+def test_anchor_weights_round_trip(tmp_path):
+    model = _anchored()
+    with torch.no_grad():
+        model.anchor.to_gain.weight.normal_()
+    path = save_adapter(model, tmp_path / "adapter.safetensors")
+    other = load_adapter(_anchored(), path)
+    torch.testing.assert_close(other.anchor.to_gain.weight, model.anchor.to_gain.weight, rtol=0, atol=0)
