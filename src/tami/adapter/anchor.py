@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..frames import LUMA_709
-from .ops import resize_to
+from .ops import luma, resize_to
 
 #: Offset inside the logarithms (linear units of [0, 1] frames): keeps dark cells from dominating ``d``.
 EPS = 0.01
@@ -50,9 +49,8 @@ class BrightnessAnchor(nn.Module):
 
     def log_ratio(self, out: Tensor, prior: Tensor) -> Tensor:
         """``d`` ``(B, 1, h, w)``: log of the prior over the output's luma on the prior's grid, bounded."""
-        small = resize_to(out.clamp(0.0, 1.0), tuple(prior.shape[-2:]))
-        luma = (small * small.new_tensor(LUMA_709).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        return (torch.log(prior + EPS) - torch.log(luma + EPS)).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+        own = luma(resize_to(out.clamp(0.0, 1.0), tuple(prior.shape[-2:])))
+        return (torch.log(prior + EPS) - torch.log(own + EPS)).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
 
     def forward(self, out: Tensor, prior: Tensor) -> Tensor:
         """Anchor ``out`` ``(B, 3, H, W)`` to the ``prior`` ``(B, 1, h, w)`` read from a non-empty memory."""

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
-from ..frames import LUMA_709
 from .config import ILLUMINATIONS, MAX_RETRIEVAL_SCALE
+from .ops import luma
 
 
 def _orthogonal(module: nn.Module) -> nn.Module:
@@ -156,8 +156,7 @@ class IlluminationEncoder(nn.Module):
         """Encode ``image``; ``frozen=True`` stops the gradient at the weights (it still reaches ``image``)."""
         x = image if tuple(image.shape[-2:]) == tuple(size) else F.adaptive_avg_pool2d(image, size)
         if self.version == "luma":
-            weights = x.new_tensor(LUMA_709).view(1, 3, 1, 1)
-            return (x * weights).sum(1, keepdim=True).clamp(0.0, 1.0)
+            return luma(x).clamp(0.0, 1.0)
 
         def p(t: Tensor) -> Tensor:
             return t.detach() if frozen else t

@@ -1,4 +1,4 @@
-"""Small tensor helpers shared by the adapter modules: working grids, resizing, channel LayerNorm."""
+"""Small tensor helpers shared by the adapter modules: working grids, resizing, luma, channel LayerNorm."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..frames import LUMA_709
 
 
 def scaled_grid(height: int, width: int, scale: float, max_tokens: int | None = None) -> tuple[int, int]:
@@ -25,6 +27,11 @@ def scaled_grid(height: int, width: int, scale: float, max_tokens: int | None = 
         shrink = math.sqrt(max_tokens / (rows * cols))
         rows, cols = max(1, math.floor(rows * shrink)), max(1, math.floor(cols * shrink))
     return rows, cols
+
+
+def luma(x: Tensor) -> Tensor:
+    """Rec. 709 luma ``(B, 1, H, W)`` of RGB ``x`` ``(B, 3, H, W)``."""
+    return (x * x.new_tensor(LUMA_709).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def resize_to(x: Tensor, size: tuple[int, int]) -> Tensor:
