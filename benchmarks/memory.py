@@ -123,6 +123,22 @@ Tier A, round 8 (registered 2026-12-02 after round 7 was judged and diagnosed on
     anchor (revision 4: the bundled TAMI's video stage trained again, 4,000 steps, the control unchanged, Tier B
     again with ``--out benchmarks/memory_results/bundled_r4``); otherwise it stays revision 3.
 
+Tier A, round 9 (registered 2026-12-02 after ``probe_r8_anchor`` was judged on the test and validation
+    photographs and diagnosed on validation clips, before any round-9 run and before ``probe_r8_plain`` finished):
+    ``probe_r8_anchor``'s recipe with ``anchor_mode: global`` (``configs/memory_probe_r9.yaml``, run
+    ``probe_r9_global``): one log gain per frame from ln(mean P + eps) - ln(mean L(out) + eps) in place of a gain
+    per cell from the mean of per-cell log ratios; same backbone, cells, data and seed, 2,000 steps, final EMA
+    weights, judged like rounds 1-8. Why (validation only, ``benchmarks/memory_runs/anchor_diag.py``): the
+    retrieved prior is spatially flat (std about 1e-3 of a level about 0.5), so round 8's mean(d) compares the log
+    of a mean luma with the mean of the output's log luma; that Jensen gap is positive and grows with the frame's
+    contrast (+0.36 on a contrasty validation frame, +0.04 on a flat one), so the cell anchor brightens contrasty
+    frames, writes them back and drifts (a static validation clip: brightness error +0.11 stateless, +0.19 on frame
+    1 and +0.32 from frame 12 with memory). Selection (validation photographs only; it replaces round 8's, which
+    had not been applied): when ``probe_r8_plain`` and ``probe_r9_global`` have finished, the bundled recipe takes
+    the anchor mode (cells, round 8, or global, round 9) with the larger validation Tier A gain, if that gain
+    exceeds both round 7's (+0.03 dB) and ``probe_r8_plain``'s (revision 4 as round 8 describes); otherwise it
+    stays revision 3.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
@@ -217,6 +233,12 @@ PROTOCOL: dict[str, Any] = {
                      "variants": ["anchor", "plain (brightness_anchor false)"], "backbone": "as round 6",
                      "weights": "final EMA"},
         "selection": "validation Tier A gain of anchor > round 7's and > plain's: bundled revision 4 takes the anchor",
+    },
+    "tier_a_round9": {
+        "training": {"config": "configs/memory_probe_r9.yaml", "iterations": 2000, "variants": ["global"],
+                     "backbone": "as round 6", "weights": "final EMA"},
+        "selection": "replaces round 8's: the anchor mode (cells or global) with the larger validation Tier A gain, "
+                     "if > round 7's and > round 8 plain's, enters bundled revision 4",
     },
     "tier_b": {
         "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",

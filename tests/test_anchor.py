@@ -9,10 +9,13 @@ import torch
 from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 
 from tami.adapter import TAMI
-from tami.adapter.anchor import EPS
+from tami.adapter.anchor import EPS, BrightnessAnchor, GlobalBrightnessAnchor
 from tami.adapter.io import load_adapter, save_adapter
 from tami.errors import InputError
 from tami.frames import LUMA_709
+
+
+MODES = ("cells", "global")
 
 
 def _anchored(**overrides) -> TAMI:
@@ -24,8 +27,9 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x * x.new_tensor(LUMA_709).view(1, 3, 1, 1)).sum(1).mean()
 
 
-def test_fresh_anchor_leaves_the_output_unchanged():
-    model = _anchored().eval()
+@pytest.mark.parametrize("mode", MODES)
+def test_fresh_anchor_leaves_the_output_unchanged(mode):
+    model = _anchored(anchor_mode=mode).eval()
     plain = TAMI(ToyBackbone(), small_config(illumination="luma"))
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("anchor.")})
     lq = torch.rand(1, 4, 3, 16, 24)
@@ -55,16 +59,19 @@ def test_anchor_with_unit_weight_on_the_mean_ratio_matches_the_memory_brightness
     assert _luma(out) / _luma(base) > 1.4
 
 
-def test_anchor_learns_a_clip_gain_only_the_memory_knows():
+@pytest.mark.parametrize("mode", MODES)
+def test_anchor_learns_a_clip_gain_only_the_memory_knows(mode):
     """The failure behind seven Tier A rounds: a scalar prior that carries the gain must turn into brightness."""
-    model = _anchored(memory_frames=2)
+    model = _anchored(memory_frames=2, anchor_mode=mode)
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith("anchor."))
     optim = torch.optim.Adam(model.anchor.parameters(), lr=0.01)
     torch.manual_seed(1)
 
     def smooth_frames(generator: torch.Generator | None = None) -> torch.Tensor:
-        coarse = torch.rand(3, 3, 4, 4, generator=generator)
+        # a static clip: the memory's frame differs from the current one by the gain alone, so following it in
+        # full is the optimum (with new content per frame the best weight shrinks and SGD wanders around it)
+        coarse = torch.rand(1, 3, 4, 4, generator=generator).expand(3, -1, -1, -1)
         return torch.nn.functional.interpolate(coarse, size=(16, 16), mode="bilinear")[None] * 0.5 + 0.1
 
     def clip(gain: float, lq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,10 +105,41 @@ def test_anchor_learns_a_clip_gain_only_the_memory_knows():
     assert slope() > 0.5
 
 
-def test_anchor_weights_round_trip(tmp_path):
-    model = _anchored()
+def test_global_anchor_with_unit_weight_matches_the_memory_brightness_on_any_frame():
+    model = _anchored(anchor_mode="global").eval()
+    with torch.no_grad():
+        model.anchor.to_gain.weight[0, 0] = 1.0  # c = d: the frame takes the memory's mean brightness
+        frame = torch.rand(1, 3, 16, 16)
+        state = model.init_state(1)
+        base, _, _ = model.step(frame, state, write=False)
+        state = model.init_state(1)
+        model.step(frame, state, gt=(1.5 * base).clamp(0, 1))
+        out, state, aux = model.step(frame, state, write=False)
+    expected = (aux.prior.mean() + EPS) / (_luma(base.clamp(0, 1)) + EPS)  # the toy output leaves [0, 1] a little
+    assert _luma(out) / _luma(base) == pytest.approx(float(expected), rel=1e-5)
+    assert _luma(out) / _luma(base) > 1.2
+
+
+def test_global_anchor_has_no_contrast_bias_where_the_cell_anchor_has():
+    """Round 8's flaw: against a flat prior as bright as the frame, mean(ln P - ln L) > 0 on a contrasty frame."""
+    out = torch.zeros(1, 3, 8, 8)
+    out[..., ::2, :] = 0.9  # stripes: mean luma 0.475, mean log luma far below log 0.475
+    out[..., 1::2, :] = 0.05
+    prior = torch.full((1, 1, 8, 8), 0.475 * float(sum(LUMA_709)))  # as bright as the frame on average
+    assert abs(float(GlobalBrightnessAnchor().log_ratio(out, prior))) < 1e-6
+    assert float(BrightnessAnchor().log_ratio(out, prior).mean()) > 0.3  # 0.73 before the +-ln 4 clamp
+
+
+def test_anchor_mode_is_checked():
+    with pytest.raises(InputError, match="anchor_mode must be one of cells, global, got 'mean'"):
+        small_config(illumination="luma", brightness_anchor=True, anchor_mode="mean")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_anchor_weights_round_trip(tmp_path, mode):
+    model = _anchored(anchor_mode=mode)
     with torch.no_grad():
         model.anchor.to_gain.weight.normal_()
     path = save_adapter(model, tmp_path / "adapter.safetensors")
-    other = load_adapter(_anchored(), path)
+    other = load_adapter(_anchored(anchor_mode=mode), path)
     torch.testing.assert_close(other.anchor.to_gain.weight, model.anchor.to_gain.weight, rtol=0, atol=0)

@@ -15,6 +15,8 @@ from ..errors import InputError
 RETRIEVALS = ("distance", "cosine", "centred")
 #: Versions of the illumination encoder IEnc (``TAMIConfig.illumination``).
 ILLUMINATIONS = ("learned", "luma")
+#: How the brightness anchor compares the prior with the output (:mod:`tami.adapter.anchor`).
+ANCHOR_MODES = ("cells", "global")
 #: Cap on the learned scale of the cosine match (a softmax this sharp already picks one entry).
 MAX_RETRIEVAL_SCALE = 100.0
 
@@ -51,6 +53,9 @@ class TAMIConfig:
         brightness_anchor: also apply the prior to the output relative to the output's own brightness (a
             deviation: :mod:`tami.adapter.anchor`, ``benchmarks/memory.py`` Tier A round 8); needs ``illumination
             "luma"``, whose prior is in the output's luma units.
+        anchor_mode: ``"cells"`` (round 8: a log gain per cell from per-cell log ratios) or ``"global"`` (round 9:
+            one log gain per frame from the log ratio of the prior's and the output's mean luma, free of the cell
+            mode's contrast bias; :class:`tami.adapter.anchor.GlobalBrightnessAnchor`).
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
         query_chunk: queries per retrieval/attention chunk (bounds temporary memory).
@@ -77,6 +82,7 @@ class TAMIConfig:
     illumination: str = "learned"
     recurrent: bool = True
     brightness_anchor: bool = False
+    anchor_mode: str = "cells"
     memory_scale: float = 1.0
     memory_max_tokens: int | None = 4096
     query_chunk: int = 1024
@@ -106,6 +112,9 @@ class TAMIConfig:
         if self.brightness_anchor and self.illumination != "luma":
             raise InputError("TAMIConfig.brightness_anchor compares the prior with the output's luma and needs "
                              f"illumination 'luma', got {self.illumination!r}; set illumination: luma")
+        if self.anchor_mode not in ANCHOR_MODES:
+            raise InputError(f"TAMIConfig.anchor_mode must be one of {', '.join(ANCHOR_MODES)}, "
+                             f"got {self.anchor_mode!r}")
         if not 0 < self.retrieval_scale <= MAX_RETRIEVAL_SCALE:
             raise InputError(f"TAMIConfig.retrieval_scale must be in (0, {MAX_RETRIEVAL_SCALE:g}], "
                              f"got {self.retrieval_scale}")

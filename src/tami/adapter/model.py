@@ -8,8 +8,8 @@ Per frame ``t`` (``step`` and ``forward_clip`` share :meth:`TAMI._frame`):
 3. two-stage match & readout from the memory of earlier frames -> ``F_hp``, ``I_ip`` (zeros when empty);
 4. ``(F_en, h) = IR(F_ls, I_ip, h)``;
 5. ``out = D(enc, adapt = z -> z + gamma * IGFE(z, F_en, I_ip))`` (the backbone crops back to the input size);
-   with ``brightness_anchor`` (a deviation) ``out = Anchor(out, I_ip)`` after a non-empty read
-   (:mod:`tami.adapter.anchor`);
+   with ``brightness_anchor`` (a deviation) ``out = Anchor(out, I_ip)``, per cell or global (``anchor_mode``),
+   after a non-empty read (:mod:`tami.adapter.anchor`);
 6. write: ``hq`` = ``out`` (or ``gt`` under teacher forcing); ``F_hs = HEnc(E(hq resized to the working grid).key)``
    (the second and last encoder pass, at the working resolution); ``(V, h) = HPrj(F_ls, F_hs, h)``;
    ``I = IEnc(hq)`` (weights frozen in this path); store ``(K, V, I)``.
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from ..backbones.base import Backbone, freeze
 from ..errors import InputError
-from .anchor import BrightnessAnchor
+from .anchor import BrightnessAnchor, GlobalBrightnessAnchor
 from .config import TAMIConfig
 from .frame_aux import FrameAux
 from .icmem import ICMem
@@ -98,7 +98,8 @@ class TAMI(nn.Module):
             temperature_init=cfg.temperature_init,
             chunk=cfg.query_chunk,
         )
-        self.anchor = BrightnessAnchor() if cfg.brightness_anchor else None
+        anchor = GlobalBrightnessAnchor if cfg.anchor_mode == "global" else BrightnessAnchor
+        self.anchor = anchor() if cfg.brightness_anchor else None
 
     @classmethod
     def from_preset(cls, backbone: Backbone, **overrides: Any) -> "TAMI":
