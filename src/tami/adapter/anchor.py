@@ -73,7 +73,7 @@ class BrightnessAnchor(nn.Module):
 
 
 class GlobalBrightnessAnchor(nn.Module):
-    """``(out, prior) -> out * exp(c)``, ``c`` one log gain per frame from the ratio of the prior's and the output's mean.
+    """``(out, prior) -> out * exp(c)``, ``c`` one log gain per frame from the prior's and the output's mean luma.
 
     Args:
         hidden: width of the small nonlinear branch beside the linear term.
