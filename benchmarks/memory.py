@@ -138,6 +138,9 @@ Tier A, round 9 (registered 2026-12-02 after ``probe_r8_anchor`` was judged on t
     the anchor mode (cells, round 8, or global, round 9) with the larger validation Tier A gain, if that gain
     exceeds both round 7's (+0.03 dB) and ``probe_r8_plain``'s (revision 4 as round 8 describes); otherwise it
     stays revision 3.
+    Outcome (validation Tier A gains): round 9 global +0.70 dB, round 8 cells +0.37, round 8 plain -0.00, round 7
+    +0.03; revision 4 of ``configs/bundled_video.yaml`` takes the global anchor (and the issue's stopping rule as
+    ``val.memory_stop``), its Tier B with ``--out benchmarks/memory_results/bundled_r4``.
 
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
