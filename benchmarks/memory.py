@@ -142,6 +142,21 @@ Tier A, round 9 (registered 2026-12-02 after ``probe_r8_anchor`` was judged on t
     +0.03; revision 4 of ``configs/bundled_video.yaml`` takes the global anchor (and the issue's stopping rule as
     ``val.memory_stop``), its Tier B with ``--out benchmarks/memory_results/bundled_r4``.
 
+Tier A, round 10 (registered 2026-12-02 after round 9 was judged on the test and validation photographs and
+    diagnosed on validation clips, before any round-10 run; revision 4's TAMI, paused, had trained 56 steps):
+    round 9's recipe with ``anchor_mode: exposure`` (``configs/memory_probe_r10.yaml``, run ``probe_r10_exposure``):
+    each memory frame keeps its raw log brightness and the log brightness it was written with (the ground truth's,
+    or the raw level plus the log gain applied), and the anchor's gain is a head of the memory frames' mean
+    correction and the raw level over the memory's mean raw level; same backbone, cells, data and seed, 2,000
+    steps, final EMA weights, judged like rounds 1-9. Why (validation only): round 9's head followed about 0.4 of a
+    retrieved mean that mixes the pinned ground-truth frame with output-written frames, so the pinned frame's
+    correction faded within a few frames (0.85 log units of overexposure corrected to 0.49 on frame 1, back to 0.74
+    by frame 12), and the read biased that mean by -0.05 to +0.03. Selection (validation photographs only): if
+    round 10's Tier A gain there exceeds round 9's (+0.70 dB), the bundled recipe takes ``anchor_mode: exposure``
+    (revision 5: the bundled TAMI trained again, 4,000 steps, the control unchanged, Tier B with ``--out
+    benchmarks/memory_results/bundled_r5``; revision 4's TAMI, paused meanwhile, is then superseded); otherwise
+    revision 4's TAMI resumes and stays the candidate.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
@@ -242,6 +257,11 @@ PROTOCOL: dict[str, Any] = {
                      "backbone": "as round 6", "weights": "final EMA"},
         "selection": "replaces round 8's: the anchor mode (cells or global) with the larger validation Tier A gain, "
                      "if > round 7's and > round 8 plain's, enters bundled revision 4",
+    },
+    "tier_a_round10": {
+        "training": {"config": "configs/memory_probe_r10.yaml", "iterations": 2000, "variants": ["exposure"],
+                     "backbone": "as round 6", "weights": "final EMA"},
+        "selection": "validation Tier A gain > round 9's (+0.70 dB): bundled revision 5 takes anchor_mode exposure",
     },
     "tier_b": {
         "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",

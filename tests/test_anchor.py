@@ -9,13 +9,13 @@ import torch
 from toy_backbone import ToyBackbone, one_thread, small_config  # noqa: F401
 
 from tami.adapter import TAMI
-from tami.adapter.anchor import EPS, BrightnessAnchor, GlobalBrightnessAnchor
+from tami.adapter.anchor import EPS, BrightnessAnchor, GlobalBrightnessAnchor, log_level
 from tami.adapter.io import load_adapter, save_adapter
 from tami.errors import InputError
 from tami.frames import LUMA_709
 
 
-MODES = ("cells", "global")
+MODES = ("cells", "global", "exposure")
 
 
 def _anchored(**overrides) -> TAMI:
@@ -131,7 +131,7 @@ def test_global_anchor_has_no_contrast_bias_where_the_cell_anchor_has():
 
 
 def test_anchor_mode_is_checked():
-    with pytest.raises(InputError, match="anchor_mode must be one of cells, global, got 'mean'"):
+    with pytest.raises(InputError, match="anchor_mode must be one of cells, global, exposure, got 'mean'"):
         small_config(illumination="luma", brightness_anchor=True, anchor_mode="mean")
 
 
@@ -143,3 +143,31 @@ def test_anchor_weights_round_trip(tmp_path, mode):
     path = save_adapter(model, tmp_path / "adapter.safetensors")
     other = load_adapter(_anchored(anchor_mode=mode), path)
     torch.testing.assert_close(other.anchor.to_gain.weight, model.anchor.to_gain.weight, rtol=0, atol=0)
+
+
+def test_exposure_anchor_carries_the_first_frames_correction_past_the_memory():
+    """With unit weight on the memory's correction the ground truth's brightness survives its frame's eviction."""
+    model = _anchored(anchor_mode="exposure", memory_frames=2).eval()
+    with torch.no_grad():
+        model.anchor.to_gain.weight[0, 0] = 1.0  # c = mean correction of the memory's frames
+        frame = torch.full((1, 3, 16, 16), 0.3)
+        base, _, _ = model.step(frame, model.init_state(1), write=False)
+        assert 0 < base.min() and 1.3 * base.max() < 1  # no clipping, so brightness ratios are exact
+        state = model.init_state(1)
+        model.step(frame, state, gt=1.3 * base)  # frame 0 written from a ground truth 1.3x brighter
+        outs = [model.step(frame, state)[0] for _ in range(6)]  # the ring holds 2: frame 0 is gone after frame 2
+        correction = float(log_level(1.3 * base) - log_level(base))
+    for out in outs:
+        torch.testing.assert_close(out, base * math.exp(correction), rtol=1e-5, atol=1e-6)
+
+
+def test_exposure_memory_numbers_are_evicted_with_their_frame():
+    from tami.adapter.memory import KVMemory
+
+    memory = KVMemory(2, pin_first=True)
+    for k in range(4):
+        memory.write(torch.zeros(1, 2, 2, 2), torch.zeros(1, 3, 2, 2), torch.zeros(1, 1, 2, 2),
+                     torch.tensor([[float(k), -float(k)]]))
+    assert memory.frame_exposure()[0, :, 0].tolist() == [0.0, 3.0, 2.0]  # pinned frame 0, then the ring
+    with pytest.raises(InputError, match="exposure on every write"):
+        memory.write(torch.zeros(1, 2, 2, 2), torch.zeros(1, 3, 2, 2), torch.zeros(1, 1, 2, 2))

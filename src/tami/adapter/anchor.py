@@ -27,6 +27,19 @@ writes them back and drifts. The global anchor uses one log ratio of means per f
 
 zero where the output is as bright as the memory whatever the frame's contrast, and one gain for the whole frame
 (the clip exposure the memory knows is global; a per-cell gain on a flat prior only adds flicker).
+
+:class:`ExposureAnchor` (``anchor_mode: exposure``, Tier A round 10) keeps its own numbers in the memory instead of
+reading the prior: with every written frame ``k`` it stores ``r_k = ln(mean L(raw) + eps)`` (the output before the
+anchor) and ``a_k``, the ground truth's ``ln(mean L + eps)`` under teacher forcing, else ``r_k`` plus the log gain
+the anchor applied (exact, where recomputing it from the output would lose a little to ``eps`` and clipping on
+every frame). A new frame with raw level ``r`` gets
+
+    c = mean_k(a_k - r_k),   s = r - mean_k(r_k),   out' = out * exp(head([c, s])),
+
+``c`` the correction the memory's frames imply (exactly the ground truth's on a ground-truth frame, and what was
+applied on an output frame, so a followed correction is written back unchanged instead of fading), ``s`` how much
+brighter the raw output is than the memory's (exposure jitter or new content). Round 9 followed a retrieved mean
+that mixed the pinned frame with output frames and carried the read's own bias.
 """
 
 from __future__ import annotations
@@ -97,3 +110,40 @@ class GlobalBrightnessAnchor(nn.Module):
         d = self.log_ratio(out, prior)
         gain = self.to_gain(torch.cat([d, F.gelu(self.branch(d))], 1))
         return out * torch.exp(gain).view(-1, 1, 1, 1)
+
+
+def log_level(image: Tensor) -> Tensor:
+    """``(B,)``: ``ln(mean L + eps)`` of ``image`` ``(B, 3, H, W)``, L its Rec. 709 luma in [0, 1]."""
+    return torch.log(luma(image.clamp(0.0, 1.0)).mean((1, 2, 3)) + EPS)
+
+
+class ExposureAnchor(nn.Module):
+    """``(out, level, exposure) -> out * exp(c)``, one log gain per frame from the memory's exposure numbers.
+
+    Args:
+        hidden: width of the small nonlinear branch beside the linear term.
+    """
+
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.branch = nn.Linear(2, hidden)
+        self.to_gain = nn.Linear(2 + hidden, 1)
+        nn.init.zeros_(self.to_gain.weight)
+        nn.init.zeros_(self.to_gain.bias)
+
+    @staticmethod
+    def signals(level: Tensor, exposure: Tensor) -> Tensor:
+        """``(B, 2)``: the memory's mean correction and the raw level over the memory's, each bounded."""
+        written, raw = exposure[..., 0], exposure[..., 1]  # (B, frames)
+        signals = torch.stack([(written - raw).mean(1), level - raw.mean(1)], 1)
+        return signals.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+
+    def forward(self, out: Tensor, level: Tensor, exposure: Tensor) -> tuple[Tensor, Tensor]:
+        """Anchor ``out`` ``(B, 3, H, W)`` of raw ``level`` ``(B,)`` to a non-empty memory's ``exposure`` ``(B, k, 2)``.
+
+        Returns:
+            the anchored output and the log gain ``(B,)`` applied (the caller stores ``level + gain``).
+        """
+        x = self.signals(level, exposure)
+        gain = self.to_gain(torch.cat([x, F.gelu(self.branch(x))], 1))[:, 0]
+        return out * torch.exp(gain).view(-1, 1, 1, 1), gain

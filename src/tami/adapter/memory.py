@@ -5,7 +5,10 @@ the video in a permanent slot, counted apart). Each stored frame contributes one
 
 * a key ``K`` (``key_dim``) - the *semantic bank* maps keys to values;
 * a value ``V`` (``value_dim``) - the *illumination bank* maps values to illumination;
-* an illumination value ``I`` (1 channel, in [0, 1]).
+* an illumination value ``I`` (1 channel, in [0, 1]);
+
+and, when the writer gives them, a few numbers per frame (``exposure``: the brightness statistics of
+:class:`tami.adapter.anchor.ExposureAnchor`), kept and evicted with the frame's tokens.
 
 Retrieval is the two-stage match & readout of the paper, with one rule in training and inference
 (:func:`topm_readout`): the similarity of query ``q`` and memory key ``m`` is ``(2 m.q - |m|^2) / sqrt(D)``
@@ -109,6 +112,7 @@ class KVMemory:
         self.keys: Tensor | None = None
         self.values: Tensor | None = None
         self.illu: Tensor | None = None
+        self.exposure: Tensor | None = None
         self.grid: tuple[int, int] | None = None
         self.written = 0
 
@@ -126,11 +130,12 @@ class KVMemory:
             return 0 if self.written == 0 else 1 + (self.written - 1) % self.frames
         return self.written % self.frames
 
-    def write(self, key: Tensor, value: Tensor, illu: Tensor) -> None:
+    def write(self, key: Tensor, value: Tensor, illu: Tensor, exposure: Tensor | None = None) -> None:
         """Store one frame, evicting the oldest ring entry when full.
 
         Args:
             key: ``(B, key_dim, h, w)``; value: ``(B, value_dim, h, w)``; illu: ``(B, 1, h, w)`` in [0, 1].
+            exposure: ``(B, E)`` numbers kept per frame, or None; give them on every write of a video or never.
 
         Raises:
             InputError: the frame's batch or grid differs from the frames already stored.
@@ -149,16 +154,30 @@ class KVMemory:
                 f"memory holds batch {self.keys.shape[0]} at grid {self.grid}, got batch {key.shape[0]} at grid "
                 f"{grid}; start a new state (TAMI.init_state) for each video and keep the frame size fixed"
             )
+        if (exposure is None) != (self.exposure is None) and self.written:
+            raise InputError("give exposure on every write of a video or on none")
+        if exposure is not None:
+            if self.exposure is None:
+                self.exposure = exposure.new_zeros(exposure.shape[0], self.capacity, exposure.shape[1])
+            tensors.append(exposure)
         slot = self._slot()
-        stored = [self.keys, self.values, self.illu]
+        stored = [self.keys, self.values, self.illu] + ([self.exposure] if exposure is not None else [])
         if torch.is_grad_enabled() and any(t.requires_grad for t in stored + tensors):
             index = torch.tensor([slot], device=key.device)
             stored = [torch.index_copy(s, 1, index, t.unsqueeze(1)) for s, t in zip(stored, tensors)]
         else:
             for s, t in zip(stored, tensors):
                 s[:, slot] = t
-        self.keys, self.values, self.illu = stored
+        self.keys, self.values, self.illu = stored[:3]
+        if exposure is not None:
+            self.exposure = stored[3]
         self.written += 1
+
+    def frame_exposure(self) -> Tensor:
+        """``(B, frames held, E)``: the ``exposure`` numbers of the frames held (pinned first, then the ring)."""
+        if self.exposure is None:
+            raise InputError("this memory holds no exposure numbers; write frames with exposure first")
+        return self.exposure[:, : len(self)]
 
     def read(self, query: Tensor, top_m: int | None, chunk: int,
              scales: tuple[Tensor, Tensor] | None = None, *, centred: bool = False) -> tuple[Tensor, Tensor]:
@@ -195,7 +214,10 @@ class KVMemory:
         """Cut the autograd history of the stored tensors (truncated back-propagation through time)."""
         if self.keys is not None:
             self.keys, self.values, self.illu = (t.detach() for t in (self.keys, self.values, self.illu))
+        if self.exposure is not None:
+            self.exposure = self.exposure.detach()
 
     def nbytes(self) -> int:
         """Bytes held by the buffers."""
-        return sum(t.numel() * t.element_size() for t in (self.keys, self.values, self.illu) if t is not None)
+        held = (self.keys, self.values, self.illu, self.exposure)
+        return sum(t.numel() * t.element_size() for t in held if t is not None)
