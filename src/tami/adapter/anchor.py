@@ -85,7 +85,22 @@ class BrightnessAnchor(nn.Module):
         return out * torch.exp(resize_to(gain, tuple(out.shape[-2:])))
 
 
-class GlobalBrightnessAnchor(nn.Module):
+class _FrameGain(nn.Module):
+    """One log gain per frame from a few scalar signals: a linear term plus a small GELU branch, zero at first."""
+
+    def __init__(self, signals: int, hidden: int) -> None:
+        super().__init__()
+        self.branch = nn.Linear(signals, hidden)
+        self.to_gain = nn.Linear(signals + hidden, 1)
+        nn.init.zeros_(self.to_gain.weight)
+        nn.init.zeros_(self.to_gain.bias)
+
+    def gain(self, x: Tensor) -> Tensor:
+        """``(B,)`` log gains of the signals ``x`` ``(B, signals)``."""
+        return self.to_gain(torch.cat([x, F.gelu(self.branch(x))], 1))[:, 0]
+
+
+class GlobalBrightnessAnchor(_FrameGain):
     """``(out, prior) -> out * exp(c)``, ``c`` one log gain per frame from the prior's and the output's mean luma.
 
     Args:
@@ -93,11 +108,7 @@ class GlobalBrightnessAnchor(nn.Module):
     """
 
     def __init__(self, hidden: int = 8) -> None:
-        super().__init__()
-        self.branch = nn.Linear(1, hidden)
-        self.to_gain = nn.Linear(1 + hidden, 1)
-        nn.init.zeros_(self.to_gain.weight)
-        nn.init.zeros_(self.to_gain.bias)
+        super().__init__(1, hidden)
 
     def log_ratio(self, out: Tensor, prior: Tensor) -> Tensor:
         """``d`` ``(B, 1)``: log of the prior's mean over the output's mean luma, bounded."""
@@ -107,9 +118,7 @@ class GlobalBrightnessAnchor(nn.Module):
 
     def forward(self, out: Tensor, prior: Tensor) -> Tensor:
         """Anchor ``out`` ``(B, 3, H, W)`` to the ``prior`` ``(B, 1, h, w)`` read from a non-empty memory."""
-        d = self.log_ratio(out, prior)
-        gain = self.to_gain(torch.cat([d, F.gelu(self.branch(d))], 1))
-        return out * torch.exp(gain).view(-1, 1, 1, 1)
+        return out * torch.exp(self.gain(self.log_ratio(out, prior))).view(-1, 1, 1, 1)
 
 
 def log_level(image: Tensor) -> Tensor:
@@ -117,7 +126,7 @@ def log_level(image: Tensor) -> Tensor:
     return torch.log(luma(image.clamp(0.0, 1.0)).mean((1, 2, 3)) + EPS)
 
 
-class ExposureAnchor(nn.Module):
+class ExposureAnchor(_FrameGain):
     """``(out, level, exposure) -> out * exp(c)``, one log gain per frame from the memory's exposure numbers.
 
     Args:
@@ -125,11 +134,7 @@ class ExposureAnchor(nn.Module):
     """
 
     def __init__(self, hidden: int = 8) -> None:
-        super().__init__()
-        self.branch = nn.Linear(2, hidden)
-        self.to_gain = nn.Linear(2 + hidden, 1)
-        nn.init.zeros_(self.to_gain.weight)
-        nn.init.zeros_(self.to_gain.bias)
+        super().__init__(2, hidden)
 
     @staticmethod
     def signals(level: Tensor, exposure: Tensor) -> Tensor:
@@ -144,6 +149,5 @@ class ExposureAnchor(nn.Module):
         Returns:
             the anchored output and the log gain ``(B,)`` applied (the caller stores ``level + gain``).
         """
-        x = self.signals(level, exposure)
-        gain = self.to_gain(torch.cat([x, F.gelu(self.branch(x))], 1))[:, 0]
+        gain = self.gain(self.signals(level, exposure))
         return out * torch.exp(gain).view(-1, 1, 1, 1), gain
