@@ -156,6 +156,7 @@ Tier A, round 10 (registered 2026-12-02 after round 9 was judged on the test and
     (revision 5: the bundled TAMI trained again, 4,000 steps, the control unchanged, Tier B with ``--out
     benchmarks/memory_results/bundled_r5``; revision 4's TAMI, paused meanwhile, is then superseded); otherwise
     revision 4's TAMI resumes and stays the candidate.
+    Outcome: validation gain +0.58 dB (round 9: +0.70); revision 4 stays and its TAMI resumes.
 
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
