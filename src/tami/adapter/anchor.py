@@ -85,6 +85,11 @@ class BrightnessAnchor(nn.Module):
         return out * torch.exp(resize_to(gain, tuple(out.shape[-2:])))
 
 
+def log_level(image: Tensor) -> Tensor:
+    """``(B,)``: ``ln(mean L + eps)`` of ``image`` ``(B, 3, H, W)``, L its Rec. 709 luma in [0, 1]."""
+    return torch.log(luma(image.clamp(0.0, 1.0)).mean((1, 2, 3)) + EPS)
+
+
 class _FrameGain(nn.Module):
     """One log gain per frame from a few scalar signals: a linear term plus a small GELU branch, zero at first."""
 
@@ -112,18 +117,12 @@ class GlobalBrightnessAnchor(_FrameGain):
 
     def log_ratio(self, out: Tensor, prior: Tensor) -> Tensor:
         """``d`` ``(B, 1)``: log of the prior's mean over the output's mean luma, bounded."""
-        own = luma(out.clamp(0.0, 1.0)).mean((1, 2, 3))
-        ratio = torch.log(prior.mean((1, 2, 3)) + EPS) - torch.log(own + EPS)
+        ratio = torch.log(prior.mean((1, 2, 3)) + EPS) - log_level(out)
         return ratio.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)[:, None]
 
     def forward(self, out: Tensor, prior: Tensor) -> Tensor:
         """Anchor ``out`` ``(B, 3, H, W)`` to the ``prior`` ``(B, 1, h, w)`` read from a non-empty memory."""
         return out * torch.exp(self.gain(self.log_ratio(out, prior))).view(-1, 1, 1, 1)
-
-
-def log_level(image: Tensor) -> Tensor:
-    """``(B,)``: ``ln(mean L + eps)`` of ``image`` ``(B, 3, H, W)``, L its Rec. 709 luma in [0, 1]."""
-    return torch.log(luma(image.clamp(0.0, 1.0)).mean((1, 2, 3)) + EPS)
 
 
 class ExposureAnchor(_FrameGain):
