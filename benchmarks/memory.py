@@ -158,6 +158,23 @@ Tier A, round 10 (registered 2026-12-02 after round 9 was judged on the test and
     revision 4's TAMI resumes and stays the candidate.
     Outcome: validation gain +0.58 dB (round 9: +0.70); revision 4 stays and its TAMI resumes.
 
+Tier A, round 11 (registered 2026-12-02 after round 10 was judged and diagnosed on validation clips, before any
+    round-11 run and before any test-photograph run of a carry model; revision 4's TAMI is training, step 800):
+    round 10's recipe with ``anchor_mode: carry`` (``configs/memory_probe_r11.yaml``, run ``probe_r11_carry``): the
+    same head, but an output frame writes back its raw level plus the mean correction it *read*, not plus the gain
+    it applied; same backbone, cells, data and seed, 2,000 steps, final EMA weights, judged like rounds 1-10. Why
+    (validation only, ``benchmarks/memory_runs/exposure_carry_diag.py``): round 10's head applies about 0.34 of the
+    memory's correction and -0.12 of the raw level offset; written back, that shrunk gain dilutes the pinned frame's
+    correction to about 0.08 of itself once the five-frame ring has filled. Changing only the write rule of round
+    10's trained weights at inference raised its validation gain from +0.58 to +1.50 dB (static +1.99, pan +1.49,
+    content +1.01) and its slope from -0.11 to 0.27 (stateless -0.22). Also reported, for information only and not
+    judged (its weights were trained under the other write rule): round 10's weights with ``anchor_mode: carry``
+    (``benchmarks/memory_runs/probe_r11_r10_as_carry``, made by ``exposure_carry_diag.py --export``). Selection
+    (validation photographs only): if ``probe_r11_carry``'s Tier A gain there exceeds round 9's (+0.70 dB), the
+    bundled recipe takes ``anchor_mode: carry`` (revision 5: the bundled TAMI trained again, 4,000 steps, the control
+    unchanged, Tier B with ``--out benchmarks/memory_results/bundled_r5``); revision 4 finishes and is judged by
+    Tier B whatever round 11 gives.
+
 Tier B — benchmark on realistic clips (no target gain).
     Arms: 1 the backbone alone; 2 TAMI; 3 TAMI stateless (empty memory and hidden state on every frame); 4 the
     control: an adapter of the same size (``memory_frames: 0``) trained with the same recipe, data and steps;
@@ -263,6 +280,12 @@ PROTOCOL: dict[str, Any] = {
         "training": {"config": "configs/memory_probe_r10.yaml", "iterations": 2000, "variants": ["exposure"],
                      "backbone": "as round 6", "weights": "final EMA"},
         "selection": "validation Tier A gain > round 9's (+0.70 dB): bundled revision 5 takes anchor_mode exposure",
+    },
+    "tier_a_round11": {
+        "training": {"config": "configs/memory_probe_r11.yaml", "iterations": 2000, "variants": ["carry"],
+                     "backbone": "as round 6", "weights": "final EMA"},
+        "reported_not_judged": "round 10's weights with anchor_mode carry (inference-time write rule only)",
+        "selection": "validation Tier A gain > round 9's (+0.70 dB): bundled revision 5 takes anchor_mode carry",
     },
     "tier_b": {
         "clips": 36, "frames": 30, "size": [256, 256], "seed": 30_000, "preset": "v2",

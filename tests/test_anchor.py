@@ -15,7 +15,7 @@ from tami.errors import InputError
 from tami.frames import LUMA_709
 
 
-MODES = ("cells", "global", "exposure")
+MODES = ("cells", "global", "exposure", "carry")
 
 
 def _anchored(**overrides) -> TAMI:
@@ -131,7 +131,7 @@ def test_global_anchor_has_no_contrast_bias_where_the_cell_anchor_has():
 
 
 def test_anchor_mode_is_checked():
-    with pytest.raises(InputError, match="anchor_mode must be one of cells, global, exposure, got 'mean'"):
+    with pytest.raises(InputError, match="anchor_mode must be one of cells, global, exposure, carry, got 'mean'"):
         small_config(illumination="luma", brightness_anchor=True, anchor_mode="mean")
 
 
@@ -159,6 +159,41 @@ def test_exposure_anchor_carries_the_first_frames_correction_past_the_memory():
         correction = float(log_level(1.3 * base) - log_level(base))
     for out in outs:
         torch.testing.assert_close(out, base * math.exp(correction), rtol=1e-5, atol=1e-6)
+
+
+def _follow_half_of_the_correction(mode: str, gt_gain: float | None, frames: int = 6) -> tuple[list, torch.Tensor]:
+    """Outputs of a static clip through a model whose anchor applies half the memory's correction (plus a bias
+    when there is no ground truth), and the un-anchored output."""
+    model = _anchored(anchor_mode=mode, memory_frames=2).eval()
+    with torch.no_grad():
+        model.anchor.to_gain.weight[0, 0] = 0.5
+        model.anchor.to_gain.bias[0] = 0.0 if gt_gain else 0.1
+        frame = torch.full((1, 3, 16, 16), 0.3)
+        base, _, _ = model.step(frame, model.init_state(1), write=False)
+        state = model.init_state(1)
+        first = model.step(frame, state, gt=gt_gain * base if gt_gain else None)[0]
+        return [first] + [model.step(frame, state)[0] for _ in range(frames)], base
+
+
+def test_carry_anchor_keeps_a_shrunk_correction_from_fading():
+    """Round 10 wrote back the shrunk gain it applied, so the ground truth's correction faded; carry does not."""
+    carried, base = _follow_half_of_the_correction("carry", 1.3)
+    faded, _ = _follow_half_of_the_correction("exposure", 1.3)
+    correction = float(log_level(1.3 * base) - log_level(base))
+    for out in carried[1:]:  # frame 0 is gone from the two-frame ring after frame 2
+        torch.testing.assert_close(out, base * math.exp(0.5 * correction), rtol=1e-5, atol=1e-6)
+    levels = [float(log_level(out) - log_level(base)) for out in faded[1:]]
+    assert levels[-1] < 0.5 * levels[0]  # exposure mode: 0.5 c, then 0.5 of the mean of c and 0.5 c, ...
+
+
+def test_carry_anchor_without_ground_truth_does_not_drift_on_its_own_gain():
+    """With no ground truth the memory's correction stays 0: a biased head moves every frame by its bias once,
+    where round 10's write-back would add the bias to the memory and compound it."""
+    carried, base = _follow_half_of_the_correction("carry", None)
+    drifted, _ = _follow_half_of_the_correction("exposure", None)
+    for out in carried[1:]:
+        torch.testing.assert_close(out, base * math.exp(0.1), rtol=1e-5, atol=1e-6)
+    assert float(log_level(drifted[-1]) - log_level(base)) > 0.15
 
 
 def test_exposure_memory_numbers_are_evicted_with_their_frame():

@@ -40,6 +40,15 @@ every frame). A new frame with raw level ``r`` gets
 applied on an output frame, so a followed correction is written back unchanged instead of fading), ``s`` how much
 brighter the raw output is than the memory's (exposure jitter or new content). Round 9 followed a retrieved mean
 that mixed the pinned frame with output frames and carried the read's own bias.
+
+``anchor_mode: carry`` (Tier A round 11) is the same head with one change to what an output frame writes: ``a_k =
+r_k + c``, the correction it *read*, instead of ``r_k`` plus the gain it applied. Round 10's head learned a gain of
+about 0.34 c (a shrunk estimate, right for one frame whose ``c`` comes from a single noisy ground-truth frame), and
+writing that shrunk gain back diluted the pinned frame's correction to about ``0.34 / (6 - 5 * 0.34) = 0.08`` of
+itself once a five-frame ring had filled; writing the read correction keeps the memory's belief about the clip's
+exposure unchanged until a ground-truth frame updates it, while each output still gets the head's gain. A video
+with no ground truth has ``c = 0`` throughout (its first frame writes its raw level), so there the anchor smooths
+the raw level against the memory's (the ``s`` term) and never drifts on its own corrections.
 """
 
 from __future__ import annotations
@@ -142,11 +151,13 @@ class ExposureAnchor(_FrameGain):
         signals = torch.stack([(written - raw).mean(1), level - raw.mean(1)], 1)
         return signals.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
 
-    def forward(self, out: Tensor, level: Tensor, exposure: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, out: Tensor, level: Tensor, exposure: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Anchor ``out`` ``(B, 3, H, W)`` of raw ``level`` ``(B,)`` to a non-empty memory's ``exposure`` ``(B, k, 2)``.
 
         Returns:
-            the anchored output and the log gain ``(B,)`` applied (the caller stores ``level + gain``).
+            the anchored output, the log gain ``(B,)`` applied and the memory's mean correction ``c`` ``(B,)`` it
+            read (the caller stores ``level + gain``, mode ``exposure``, or ``level + c``, mode ``carry``).
         """
-        gain = self.gain(self.signals(level, exposure))
-        return out * torch.exp(gain).view(-1, 1, 1, 1), gain
+        signals = self.signals(level, exposure)
+        gain = self.gain(signals)
+        return out * torch.exp(gain).view(-1, 1, 1, 1), gain, signals[:, 0]

@@ -16,7 +16,7 @@ RETRIEVALS = ("distance", "cosine", "centred")
 #: Versions of the illumination encoder IEnc (``TAMIConfig.illumination``).
 ILLUMINATIONS = ("learned", "luma")
 #: How the brightness anchor compares the prior with the output (:mod:`tami.adapter.anchor`).
-ANCHOR_MODES = ("cells", "global", "exposure")
+ANCHOR_MODES = ("cells", "global", "exposure", "carry")
 #: Cap on the learned scale of the cosine match (a softmax this sharp already picks one entry).
 MAX_RETRIEVAL_SCALE = 100.0
 
@@ -51,13 +51,15 @@ class TAMIConfig:
             hidden state is a position-locked recurrence with no motion compensation; ``benchmarks/memory.py``,
             Tier A round 7).
         brightness_anchor: also apply the prior to the output relative to the output's own brightness (a
-            deviation: :mod:`tami.adapter.anchor`, ``benchmarks/memory.py`` Tier A rounds 8-10); the modes that read
+            deviation: :mod:`tami.adapter.anchor`, ``benchmarks/memory.py`` Tier A rounds 8-11); the modes that read
             the prior need ``illumination "luma"``, whose prior is in the output's luma units.
         anchor_mode: ``"cells"`` (round 8: a log gain per cell from per-cell log ratios) or ``"global"`` (round 9:
             one log gain per frame from the log ratio of the prior's and the output's mean luma, free of the cell
             mode's contrast bias; :class:`tami.adapter.anchor.GlobalBrightnessAnchor`) or ``"exposure"`` (round 10:
             one log gain per frame from brightness numbers each memory frame keeps, the correction it implies and
-            its raw level; :class:`tami.adapter.anchor.ExposureAnchor`).
+            its raw level; :class:`tami.adapter.anchor.ExposureAnchor`) or ``"carry"`` (round 11: the same, but an
+            output frame writes back the correction it read rather than the gain it applied, so the correction a
+            ground-truth frame gave does not fade).
         memory_scale: working-grid scale of the memory side relative to the injection map (1: same grid).
         memory_max_tokens: cap on working-grid cells per frame (``None``: no cap).
         query_chunk: queries per retrieval/attention chunk (bounds temporary memory).
@@ -111,7 +113,7 @@ class TAMIConfig:
         if self.illumination not in ILLUMINATIONS:
             raise InputError(f"TAMIConfig.illumination must be one of {', '.join(ILLUMINATIONS)}, "
                              f"got {self.illumination!r}")
-        if self.brightness_anchor and self.anchor_mode != "exposure" and self.illumination != "luma":
+        if self.brightness_anchor and self.anchor_mode not in ("exposure", "carry") and self.illumination != "luma":
             raise InputError("TAMIConfig.brightness_anchor compares the prior with the output's luma and needs "
                              f"illumination 'luma', got {self.illumination!r}; set illumination: luma")
         if self.anchor_mode not in ANCHOR_MODES:

@@ -9,8 +9,8 @@ Per frame ``t`` (``step`` and ``forward_clip`` share :meth:`TAMI._frame`):
 4. ``(F_en, h) = IR(F_ls, I_ip, h)``;
 5. ``out = D(enc, adapt = z -> z + gamma * IGFE(z, F_en, I_ip))`` (the backbone crops back to the input size);
    with ``brightness_anchor`` (a deviation) ``out = Anchor(out, I_ip)``, per cell or global (``anchor_mode``),
-   after a non-empty read, or ``out = Anchor(out, exposure numbers of the memory's frames)`` (``exposure``)
-   (:mod:`tami.adapter.anchor`);
+   after a non-empty read, or ``out = Anchor(out, exposure numbers of the memory's frames)`` (``exposure`` and
+   ``carry``, which differ in the number the frame writes back; :mod:`tami.adapter.anchor`);
 6. write: ``hq`` = ``out`` (or ``gt`` under teacher forcing); ``F_hs = HEnc(E(hq resized to the working grid).key)``
    (the second and last encoder pass, at the working resolution); ``(V, h) = HPrj(F_ls, F_hs, h)``;
    ``I = IEnc(hq)`` (weights frozen in this path); store ``(K, V, I)``.
@@ -99,7 +99,8 @@ class TAMI(nn.Module):
             temperature_init=cfg.temperature_init,
             chunk=cfg.query_chunk,
         )
-        anchors = {"cells": BrightnessAnchor, "global": GlobalBrightnessAnchor, "exposure": ExposureAnchor}
+        anchors = {"cells": BrightnessAnchor, "global": GlobalBrightnessAnchor, "exposure": ExposureAnchor,
+                   "carry": ExposureAnchor}
         self.anchor = anchors[cfg.anchor_mode]() if cfg.brightness_anchor else None
 
     @classmethod
@@ -260,12 +261,12 @@ class TAMI(nn.Module):
         hidden = carried if carried is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)
         f_en, hidden = icmem.illu_refiner(f_ls, prior, hidden)
         out = backbone.decode(enc, adapt=lambda z: self.igfe(z, f_en, prior))
-        exposure_anchor = self.anchor is not None and cfg.anchor_mode == "exposure"
+        exposure_anchor = self.anchor is not None and cfg.anchor_mode in ("exposure", "carry")
         raw_level = log_level(out) if exposure_anchor else None
-        out_level = raw_level
+        written_level = raw_level  # the level this frame's memory entry says it should have
         if exposure_anchor and frames_in_memory:
-            out, gain = self.anchor(out, raw_level, state.memory.frame_exposure())
-            out_level = raw_level + gain
+            out, gain, correction = self.anchor(out, raw_level, state.memory.frame_exposure())
+            written_level = raw_level + (correction if cfg.anchor_mode == "carry" else gain)
         elif self.anchor is not None and frames_in_memory:
             out = self.anchor(out, prior)
         aux = FrameAux(f_ls=f_ls, key=key, prior=prior, memory_frames=frames_in_memory)
@@ -280,7 +281,7 @@ class TAMI(nn.Module):
             illu = icmem.illu_encoder(hq_small, grid, frozen=True)
             exposure = None
             if exposure_anchor:
-                written = out_level if gt is None else torch.where(teacher_mask, log_level(gt), out_level)
+                written = written_level if gt is None else torch.where(teacher_mask, log_level(gt), written_level)
                 exposure = torch.stack([written, raw_level], 1)
             state.memory.write(key, value, illu, exposure)
             aux.f_hs, aux.value, aux.illu = f_hs, value, illu
