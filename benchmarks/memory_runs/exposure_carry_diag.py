@@ -10,10 +10,11 @@ frame's correction is not diluted by the shrunk gains of the frames after it.
     python benchmarks/memory_runs/exposure_carry_diag.py MODEL.safetensors --export OUT.safetensors
 
 ``--export`` writes the same weights with ``anchor_mode: carry`` in the file's configuration (Tier A round 11's
-information-only arm, ``probe_r11_r10_as_carry``); the changed write rule in ``main`` is the same rule.
+information-only arm, ``probe_r11_r10_as_carry``), the same model ``main`` scores as "writes c".
 """
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from memory import tier_a  # noqa: E402
+from tami.adapter import TAMI  # noqa: E402
 from tami.adapter.io import load_model  # noqa: E402
 
 
@@ -39,12 +41,11 @@ def head_response(anchor: torch.nn.Module) -> None:
             print(f"  at c {c0:+.1f}: d gain / d s = {float(gains[1] - gains[0]) / 0.4:.3f}")
 
 
-def write_belief(anchor: torch.nn.Module) -> None:
-    """Make the anchor report ``c`` as its gain to the writer (the output still gets the learned gain)."""
-    def forward(out, level, exposure):
-        signals = anchor.signals(level, exposure)
-        return out * torch.exp(anchor.gain(signals)).view(-1, 1, 1, 1), signals[:, 0], signals[:, 0]
-    anchor.forward = forward
+def as_carry(model: TAMI) -> TAMI:
+    """The same weights with ``anchor_mode: carry``: each output frame writes ``raw + c``, the correction it read."""
+    carry = TAMI(model.backbone, replace(model.config, anchor_mode="carry"))
+    carry.load_state_dict(model.state_dict())
+    return carry.eval()
 
 
 def main(weights: str, photos: str) -> None:
@@ -52,10 +53,8 @@ def main(weights: str, photos: str) -> None:
     model = load_model(weights).eval()
     print("head response:")
     head_response(model.anchor)
-    for variant in ("as trained", "writes c"):
-        if variant == "writes c":
-            write_belief(model.anchor)
-        result = tier_a(model, Path(photos))
+    for variant, arm in (("as trained", model), ("writes c", as_carry(model))):
+        result = tier_a(arm, Path(photos))
         rows, summary = result["clips"], result["summary"]
         print(f"{variant}: PSNR gain {summary['psnr_gain_db']:+.2f} dB, slope {summary['slope']:.2f} "
               f"(stateless {summary['slope_stateless']:.2f})")

@@ -17,6 +17,8 @@ RETRIEVALS = ("distance", "cosine", "centred")
 ILLUMINATIONS = ("learned", "luma")
 #: How the brightness anchor compares the prior with the output (:mod:`tami.adapter.anchor`).
 ANCHOR_MODES = ("cells", "global", "exposure", "carry")
+#: The anchor modes that read per-frame numbers kept in the memory instead of the prior.
+EXPOSURE_ANCHOR_MODES = ("exposure", "carry")
 #: Cap on the learned scale of the cosine match (a softmax this sharp already picks one entry).
 MAX_RETRIEVAL_SCALE = 100.0
 
@@ -113,7 +115,7 @@ class TAMIConfig:
         if self.illumination not in ILLUMINATIONS:
             raise InputError(f"TAMIConfig.illumination must be one of {', '.join(ILLUMINATIONS)}, "
                              f"got {self.illumination!r}")
-        if self.brightness_anchor and self.anchor_mode not in ("exposure", "carry") and self.illumination != "luma":
+        if self.brightness_anchor and self.anchor_mode not in EXPOSURE_ANCHOR_MODES and self.illumination != "luma":
             raise InputError("TAMIConfig.brightness_anchor compares the prior with the output's luma and needs "
                              f"illumination 'luma', got {self.illumination!r}; set illumination: luma")
         if self.anchor_mode not in ANCHOR_MODES:

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from ..backbones.base import Backbone, freeze
 from ..errors import InputError
 from .anchor import BrightnessAnchor, ExposureAnchor, GlobalBrightnessAnchor, log_level
-from .config import TAMIConfig
+from .config import EXPOSURE_ANCHOR_MODES, TAMIConfig
 from .frame_aux import FrameAux
 from .icmem import ICMem
 from .igfe import IGFE
@@ -261,7 +261,7 @@ class TAMI(nn.Module):
         hidden = carried if carried is not None else f_ls.new_zeros(f_ls.shape[0], cfg.hidden_dim, *grid)
         f_en, hidden = icmem.illu_refiner(f_ls, prior, hidden)
         out = backbone.decode(enc, adapt=lambda z: self.igfe(z, f_en, prior))
-        exposure_anchor = self.anchor is not None and cfg.anchor_mode in ("exposure", "carry")
+        exposure_anchor = self.anchor is not None and cfg.anchor_mode in EXPOSURE_ANCHOR_MODES
         raw_level = log_level(out) if exposure_anchor else None
         written_level = raw_level  # the level this frame's memory entry says it should have
         if exposure_anchor and frames_in_memory:
